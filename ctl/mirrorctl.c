@@ -1,0 +1,826 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * mirrorctl.c - the admin CLI: parse the command line (cmd.c), locate the
+ * module's control socket and log from node.ini, run the command and turn the
+ * outcome into a stable exit code (0 ok, 1 failed, 2 usage, 3 unreachable;
+ * `state` exits with the state and uses 5 for "could not tell").
+ *
+ * One request per process: connect to RUN_DIR/MODULE.sock, send one frame,
+ * read exactly one reply, all under one CTL_TIMEOUT_MS deadline. It never
+ * changes HA state itself. `config` and `log` work without a daemon.
+ * Single-threaded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "conf.h"
+#include "ctl_proto.h"
+#include "err.h"
+#include "out.h"
+#include "util.h"
+
+#define CTL_TIMEOUT_MS       10000
+#define CTL_NODE_INI_DEFAULT "/etc/hamirror/node.ini"
+#define LOG_POLL_MS          200
+
+struct ctx {
+	struct cmd_line cl;
+	const char *module; /* -m or $MIRROR_MODULE; NULL with -s alone */
+	char sock_path[PATH_MAX];
+	char log_path[PATH_MAX];
+};
+
+typedef int (*run_fn)(struct ctx *x);
+
+static volatile sig_atomic_t stop_requested;
+
+/* ---- locating the module ------------------------------------------------ */
+
+/* Fill x->module, x->sock_path and x->log_path from -m/$MIRROR_MODULE, -s and
+ * node.ini. Returns CMD_EXIT_OK to go on, or the exit code to stop with
+ * (the reason is printed). */
+static int
+locate(struct ctx *x, bool need_socket)
+{
+	const char *ini = x->cl.node_ini ? x->cl.node_ini : CTL_NODE_INI_DEFAULT;
+	int fail = need_socket ? cmd_unreachable_exit(x->cl.cmd) : CMD_EXIT_FAILED;
+	struct conf_errs errs = { 0 };
+	struct node_conf *n = NULL;
+	size_t i;
+	int r;
+
+	x->module = x->cl.module;
+	if (x->module == NULL) {
+		x->module = getenv("MIRROR_MODULE");
+		if (x->module != NULL && x->module[0] == '\0')
+			x->module = NULL;
+		if (x->module != NULL && !cmd_module_valid(x->module)) {
+			fprintf(stderr, "mirrorctl: invalid module name '%s' in $MIRROR_MODULE\n",
+			        x->module);
+			return CMD_EXIT_USAGE;
+		}
+	}
+	if (need_socket && x->cl.socket != NULL) {
+		if (mr_strlcpy(x->sock_path, x->cl.socket, sizeof(x->sock_path)) < 0) {
+			fprintf(stderr, "mirrorctl: socket path too long: %s\n", x->cl.socket);
+			return CMD_EXIT_USAGE;
+		}
+		return CMD_EXIT_OK;
+	}
+	if (x->module == NULL) {
+		fprintf(stderr,
+		        "mirrorctl: no module given: use -m MODULE or set MIRROR_MODULE%s\n",
+		        need_socket ? " (or give the socket with -s PATH)" : "");
+		return CMD_EXIT_USAGE;
+	}
+
+	r = conf_node_load(ini, &n, &errs);
+	if (r < 0) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		fprintf(stderr, "mirrorctl: cannot use node config %s: %s%s\n", ini, mr_strerror(r),
+		        x->cl.node_ini ? "" : " (give another with -n FILE)");
+		conf_errs_done(&errs);
+		return fail;
+	}
+	conf_errs_done(&errs);
+	if (n->run_dir == NULL || n->log_dir == NULL) {
+		fprintf(stderr, "mirrorctl: %s sets no run_dir or no log_dir\n", ini);
+		conf_node_free(n);
+		return fail;
+	}
+	if (snprintf(x->sock_path, sizeof(x->sock_path), "%s/%s.sock", n->run_dir, x->module) >=
+	            (int)sizeof(x->sock_path) ||
+	    snprintf(x->log_path, sizeof(x->log_path), "%s/%s.log", n->log_dir, x->module) >=
+	            (int)sizeof(x->log_path)) {
+		fprintf(stderr, "mirrorctl: run_dir or log_dir in %s is too long\n", ini);
+		conf_node_free(n);
+		return fail;
+	}
+	conf_node_free(n);
+	return CMD_EXIT_OK;
+}
+
+/* ---- one request, one reply ---------------------------------------------- */
+
+static int
+remaining_ms(uint64_t deadline_ms)
+{
+	uint64_t now = mr_now_ms();
+
+	return now >= deadline_ms ? 0 : (int)(deadline_ms - now);
+}
+
+/* Wait for events on fd until the deadline. 0 when ready, -ETIMEDOUT, -errno. */
+static int
+wait_fd(int fd, short events, uint64_t deadline_ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int n;
+
+	for (;;) {
+		n = poll(&p, 1, remaining_ms(deadline_ms));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		return 0;
+	}
+}
+
+/* Connect to path before the deadline. Returns the fd or -errno. */
+static int
+sock_connect(const char *path, uint64_t deadline_ms)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t elen = sizeof(int);
+	int fd, r, soerr = 0;
+
+	if (mr_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < 0)
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	/* A full backlog gives EAGAIN on a non-blocking AF_UNIX connect: retry. */
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EINPROGRESS) {
+			r = wait_fd(fd, POLLOUT, deadline_ms);
+			if (r < 0)
+				goto err_close;
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) == -1) {
+				r = -errno;
+				goto err_close;
+			}
+			if (soerr != 0) {
+				r = -soerr;
+				goto err_close;
+			}
+			return fd;
+		}
+		if (errno != EAGAIN) {
+			r = -errno;
+			goto err_close;
+		}
+		if (remaining_ms(deadline_ms) == 0) {
+			r = -ETIMEDOUT;
+			goto err_close;
+		}
+		(void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000L }, NULL);
+	}
+	return fd;
+
+err_close:
+	(void)close(fd);
+	return r;
+}
+
+static int
+send_all(int fd, const char *buf, size_t len, uint64_t deadline_ms)
+{
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			r = wait_fd(fd, POLLOUT, deadline_ms);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read until one whole reply frame arrived. Returns 0 and *msg, -ECONNRESET
+ * when the daemon closed first, -ETIMEDOUT, MR_EPROTO/MR_ETOOBIG (reason in
+ * err) or -errno. */
+static int
+recv_reply(int fd, uint64_t deadline_ms, json_t **msg, char *err, size_t err_len)
+{
+	struct ctl_rd rd;
+	char buf[4096];
+	ssize_t n;
+	int r;
+
+	ctl_rd_init(&rd);
+	for (;;) {
+		r = ctl_rd_next(&rd, msg, err, err_len);
+		if (r != 0)
+			break;
+		r = wait_fd(fd, POLLIN, deadline_ms);
+		if (r < 0)
+			break;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == -1) {
+			r = errno == EPIPE ? -ECONNRESET : -errno;
+			break;
+		}
+		if (n == 0) {
+			r = -ECONNRESET;
+			break;
+		}
+		r = ctl_rd_feed(&rd, buf, (size_t)n);
+		if (r == MR_ETOOBIG)
+			snprintf(err, err_len, "reply frame exceeds the %u-byte limit",
+			         CTL_MAX_FRAME);
+		if (r < 0)
+			break;
+	}
+	ctl_rd_done(&rd);
+	return r == 1 ? 0 : r;
+}
+
+static void
+print_unreachable(const struct ctx *x, int r)
+{
+	if (r == -EACCES || r == -EPERM) {
+		fprintf(stderr,
+		        "mirrorctl: permission denied on %s: the control socket is root-only (run "
+		        "mirrorctl as root)\n",
+		        x->sock_path);
+	} else if (x->module != NULL) {
+		fprintf(stderr,
+		        "mirrorctl: cannot reach mirrord for module %s at %s: %s (is mirrord "
+		        "running? start it with: mirrord -m %s)\n",
+		        x->module, x->sock_path, mr_strerror(r), x->module);
+	} else {
+		fprintf(stderr, "mirrorctl: cannot reach mirrord at %s: %s (is mirrord running?)\n",
+		        x->sock_path, mr_strerror(r));
+	}
+}
+
+/* Exit code for a failure after the daemon was reached. */
+static int
+failed_exit(const struct ctx *x)
+{
+	/* for `state`, 1 would read as WAIT */
+	return x->cl.cmd->flags & CMD_F_STATE_EXIT ? CMD_EXIT_STATE_UNREACHABLE : CMD_EXIT_FAILED;
+}
+
+/*
+ * Send {"cmd": cmd, "args": args} and wait for the reply. Returns CMD_EXIT_OK
+ * with *result (borrowed from *reply, which the caller decrefs; the result
+ * may be NULL), or the exit code after printing why:
+ *   unreachable (connect failed, timeout)             -> 3 (5 for state)
+ *   closed without a reply, malformed reply, ok=false -> 1 (5 for state)
+ */
+static int
+request(struct ctx *x, const char *cmd, json_t *args, json_t **reply, json_t **result)
+{
+	uint64_t deadline_ms = mr_now_ms() + CTL_TIMEOUT_MS;
+	char *frame = NULL, err[256] = "";
+	json_t *req, *msg = NULL, *ok;
+	size_t frame_len = 0;
+	int fd, r, ex;
+
+	*reply = *result = NULL;
+	req = json_pack("{s:s}", "cmd", cmd);
+	if (req == NULL || (args != NULL && json_object_set(req, "args", args) == -1)) {
+		json_decref(req);
+		fprintf(stderr, "mirrorctl: out of memory\n");
+		return failed_exit(x);
+	}
+	r = ctl_frame_encode(req, &frame, &frame_len);
+	json_decref(req);
+	if (r < 0) {
+		fprintf(stderr, "mirrorctl: cannot encode the request: %s\n", mr_strerror(r));
+		return failed_exit(x);
+	}
+
+	fd = sock_connect(x->sock_path, deadline_ms);
+	if (fd < 0) {
+		if (fd == -ETIMEDOUT)
+			fprintf(stderr, "mirrorctl: mirrord at %s did not accept within %d s\n",
+			        x->sock_path, CTL_TIMEOUT_MS / 1000);
+		else
+			print_unreachable(x, fd);
+		ex = cmd_unreachable_exit(x->cl.cmd);
+		goto out_free;
+	}
+	r = send_all(fd, frame, frame_len, deadline_ms);
+	if (r == 0)
+		r = recv_reply(fd, deadline_ms, &msg, err, sizeof(err));
+	(void)close(fd);
+
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr,
+		        "mirrorctl: no reply from mirrord at %s within %d s (see 'mirrorctl log')\n",
+		        x->sock_path, CTL_TIMEOUT_MS / 1000);
+		ex = cmd_unreachable_exit(x->cl.cmd);
+		goto out_free;
+	}
+	if (r == -ECONNRESET || r == -EPIPE) {
+		if (geteuid() != 0)
+			fprintf(stderr,
+			        "mirrorctl: mirrord at %s closed the connection without a reply: "
+			        "the control socket is root-only (run mirrorctl as root)\n",
+			        x->sock_path);
+		else
+			fprintf(stderr,
+			        "mirrorctl: mirrord at %s closed the connection without a reply "
+			        "(see 'mirrorctl log')\n",
+			        x->sock_path);
+		ex = failed_exit(x);
+		goto out_free;
+	}
+	if (r < 0) {
+		fprintf(stderr, "mirrorctl: bad reply from mirrord at %s: %s\n", x->sock_path,
+		        err[0] ? err : mr_strerror(r));
+		ex = failed_exit(x);
+		goto out_free;
+	}
+
+	ok = json_object_get(msg, "ok");
+	if (!json_is_boolean(ok)) {
+		fprintf(stderr, "mirrorctl: bad reply from mirrord: no boolean \"ok\"\n");
+		ex = failed_exit(x);
+		goto out_decref;
+	}
+	if (json_is_false(ok)) {
+		const char *e = json_string_value(json_object_get(msg, "error"));
+		json_t *code = json_object_get(msg, "code");
+
+		fprintf(stderr, "mirrorctl: %s\n", e ? e : "mirrord refused the request");
+		if (json_is_integer(code) && json_integer_value(code) == MR_EPERM_PEER &&
+		    (e == NULL || strstr(e, "root") == NULL))
+			fprintf(stderr, "mirrorctl: the control socket is root-only (run mirrorctl "
+			                "as root)\n");
+		ex = failed_exit(x);
+		goto out_decref;
+	}
+	*reply = msg;
+	*result = json_object_get(msg, "result");
+	free(frame);
+	return CMD_EXIT_OK;
+
+out_decref:
+	json_decref(msg);
+out_free:
+	free(frame);
+	return ex;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+/* `status` and `state` share the request; this returns the result object. */
+static int
+query_status(struct ctx *x, json_t **reply, json_t **result)
+{
+	int ex;
+
+	ex = request(x, "status", NULL, reply, result);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	if (!json_is_object(*result)) {
+		fprintf(stderr, "mirrorctl: bad reply from mirrord: \"result\" is not an object\n");
+		json_decref(*reply);
+		*reply = NULL;
+		return failed_exit(x);
+	}
+	return CMD_EXIT_OK;
+}
+
+static int
+run_status(struct ctx *x)
+{
+	json_t *reply, *result;
+	int ex;
+
+	ex = query_status(x, &reply, &result);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	if (x->cl.json)
+		(void)out_json(stdout, result);
+	else
+		out_status(stdout, result);
+	json_decref(reply);
+	return CMD_EXIT_OK;
+}
+
+static int
+run_state(struct ctx *x)
+{
+	json_t *reply, *result, *j;
+	const char *state;
+	int ex;
+
+	ex = query_status(x, &reply, &result);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	state = json_string_value(json_object_get(result, "state"));
+	ex = cmd_state_exit(state);
+	if (ex < 0) {
+		fprintf(stderr, "mirrorctl: mirrord reported an unknown state '%s'\n",
+		        state ? state : "(none)");
+		json_decref(reply);
+		return CMD_EXIT_STATE_UNREACHABLE;
+	}
+	if (x->cl.json) {
+		j = json_pack("{s:O?, s:O?, s:O?}", "state", json_object_get(result, "state"),
+		              "readiness", json_object_get(result, "readiness"), "uptodate",
+		              json_object_get(result, "uptodate"));
+		if (j != NULL)
+			(void)out_json(stdout, j);
+		json_decref(j);
+	} else {
+		out_state(stdout, result);
+	}
+	json_decref(reply);
+	return ex;
+}
+
+/* Generic daemon verb: {"cmd": NAME, "args": [SUB, ARGS...]}; prints the
+ * result's "message" (or the result as JSON with --json). */
+static int
+run_daemon(struct ctx *x)
+{
+	const char *name = x->cl.parent ? x->cl.parent->name : x->cl.cmd->name;
+	json_t *args, *reply, *result;
+	const char *msg;
+	int i, ex;
+
+	args = json_array();
+	if (args == NULL)
+		goto err_nomem;
+	if (x->cl.parent != NULL && json_array_append_new(args, json_string(x->cl.cmd->name)))
+		goto err_nomem;
+	for (i = 0; i < x->cl.n_args; i++)
+		if (json_array_append_new(args, json_string(x->cl.args[i])) == -1)
+			goto err_nomem;
+	ex = request(x, name, json_array_size(args) ? args : NULL, &reply, &result);
+	json_decref(args);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	if (x->cl.json) {
+		if (result != NULL)
+			(void)out_json(stdout, result);
+		else
+			printf("{}\n");
+	} else {
+		msg = json_string_value(
+		        json_is_string(result) ? result : json_object_get(result, "message"));
+		if (msg != NULL && msg[0] != '\0')
+			printf("%s\n", msg);
+	}
+	json_decref(reply);
+	return CMD_EXIT_OK;
+
+err_nomem:
+	json_decref(args);
+	fprintf(stderr, "mirrorctl: out of memory\n");
+	return failed_exit(x);
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t ls = strlen(s), lx = strlen(suffix);
+
+	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+static void
+print_errs(const char *file, const struct conf_errs *errs, int r)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "%s\n", errs->msgs[i]);
+	if (errs->n == 0)
+		fprintf(stderr, "%s: %s\n", file, mr_strerror(r));
+}
+
+static json_t *
+errs_json(const char *file, bool node, const struct conf_errs *errs, int r)
+{
+	json_t *o, *a;
+	size_t i;
+
+	o = json_pack("{s:s, s:s, s:b, s:[]}", "file", file, "kind", node ? "node" : "cluster",
+	              "valid", 0, "errors");
+	if (o == NULL)
+		return NULL;
+	a = json_object_get(o, "errors");
+	for (i = 0; i < errs->n; i++)
+		(void)json_array_append_new(a, json_string(errs->msgs[i]));
+	if (errs->n == 0)
+		(void)json_array_append_new(a, json_string(mr_strerror(r)));
+	return o;
+}
+
+static int
+run_config_check(struct ctx *x)
+{
+	json_t *all = NULL, *one;
+	bool failed = false;
+	int i, r;
+
+	if (x->cl.json) {
+		all = json_array();
+		if (all == NULL) {
+			fprintf(stderr, "mirrorctl: out of memory\n");
+			return CMD_EXIT_FAILED;
+		}
+	}
+	for (i = 0; i < x->cl.n_args; i++) {
+		const char *file = x->cl.args[i];
+		bool node = x->cl.node_file || ends_with(file, ".ini");
+		struct conf_errs errs = { 0 };
+		struct cluster_conf *c = NULL;
+		struct node_conf *n = NULL;
+
+		if (node)
+			r = conf_node_load(file, &n, &errs);
+		else
+			r = conf_cluster_load(file, &c, &errs);
+		if (r < 0) {
+			print_errs(file, &errs, r);
+			fprintf(stderr, "mirrorctl: %s: invalid (%zu error%s)\n", file,
+			        errs.n ? errs.n : 1, errs.n > 1 ? "s" : "");
+			one = all ? errs_json(file, node, &errs, r) : NULL;
+			failed = true;
+		} else if (node) {
+			one = all ? out_node_json(file, n) : NULL;
+			if (all == NULL)
+				out_node_summary(stdout, file, n);
+		} else {
+			one = all ? out_cluster_json(file, c) : NULL;
+			if (all == NULL)
+				out_cluster_summary(stdout, file, c);
+		}
+		if (one != NULL)
+			(void)json_array_append_new(all, one);
+		conf_errs_done(&errs);
+		conf_cluster_free(c);
+		conf_node_free(n);
+	}
+	if (all != NULL) {
+		(void)out_json(stdout, all);
+		json_decref(all);
+	}
+	return failed ? CMD_EXIT_FAILED : CMD_EXIT_OK;
+}
+
+static int
+run_config_show(struct ctx *x)
+{
+	const char *file = x->cl.args[0];
+	struct conf_errs errs = { 0 };
+	struct cluster_conf *c = NULL;
+	char *text;
+	int r;
+
+	r = conf_cluster_load(file, &c, &errs);
+	if (r < 0) {
+		print_errs(file, &errs, r);
+		conf_errs_done(&errs);
+		return CMD_EXIT_FAILED;
+	}
+	conf_errs_done(&errs);
+	text = conf_cluster_canonical(c);
+	conf_cluster_free(c);
+	if (text == NULL) {
+		fprintf(stderr, "mirrorctl: out of memory\n");
+		return CMD_EXIT_FAILED;
+	}
+	fputs(text, stdout);
+	if (text[0] != '\0' && text[strlen(text) - 1] != '\n')
+		fputc('\n', stdout);
+	free(text);
+	return CMD_EXIT_OK;
+}
+
+/* Copy fd from *pos to its current end to stdout. 0 or -errno. */
+static int
+copy_out(int fd, off_t *pos)
+{
+	char buf[8192];
+	ssize_t n;
+
+	for (;;) {
+		n = pread(fd, buf, sizeof(buf), *pos);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			break;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return -EIO;
+		*pos += n;
+	}
+	return fflush(stdout) == EOF ? -EIO : 0;
+}
+
+/* Offset where the last `lines` lines of fd (size bytes) start. A final
+ * newline ends the last line rather than starting an empty one. */
+static int
+tail_start(int fd, off_t size, unsigned lines, off_t *start)
+{
+	char buf[8192];
+	off_t end = size, off;
+	unsigned seen = 0;
+	ssize_t n, k;
+
+	*start = size;
+	if (lines == 0 || size == 0)
+		return 0;
+	if (pread(fd, buf, 1, size - 1) == 1 && buf[0] == '\n')
+		end = size - 1;
+	while (end > 0) {
+		off = end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0;
+		n = pread(fd, buf, (size_t)(end - off), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			break;
+		for (k = n - 1; k >= 0; k--) {
+			if (buf[k] == '\n' && ++seen == lines) {
+				*start = off + k + 1;
+				return 0;
+			}
+		}
+		end = off;
+	}
+	*start = 0;
+	return 0;
+}
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* Follow path from *pos: print appended data every LOG_POLL_MS, reopen when
+ * the file is replaced (rotation), restart at 0 when it shrinks (truncation).
+ * Returns at SIGINT/SIGTERM with 0, or -errno. */
+static int
+follow(const char *path, int *fdp, off_t *pos)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	struct stat st_fd, st_path;
+	int r, nfd;
+
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	while (!stop_requested) {
+		(void)nanosleep(&(struct timespec){ .tv_nsec = LOG_POLL_MS * 1000000L }, NULL);
+		if (fstat(*fdp, &st_fd) == -1)
+			return -errno;
+		if (st_fd.st_size < *pos)
+			*pos = 0;
+		r = copy_out(*fdp, pos);
+		if (r < 0)
+			return r;
+		if (stat(path, &st_path) == -1 || st_path.st_ino == st_fd.st_ino ||
+		    st_path.st_dev != st_fd.st_dev)
+			continue;
+		/* rotated: the old file was drained above; switch to the new one */
+		nfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (nfd == -1)
+			continue;
+		(void)close(*fdp);
+		*fdp = nfd;
+		*pos = 0;
+	}
+	return 0;
+}
+
+static int
+run_log(struct ctx *x)
+{
+	struct stat st;
+	off_t pos;
+	int fd, r;
+
+	fd = open(x->log_path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		fprintf(stderr, "mirrorctl: cannot open log %s: %s\n", x->log_path,
+		        strerror(errno));
+		return CMD_EXIT_FAILED;
+	}
+	if (fstat(fd, &st) == -1) {
+		r = -errno;
+		goto out;
+	}
+	r = tail_start(fd, st.st_size, x->cl.lines, &pos);
+	if (r == 0)
+		r = copy_out(fd, &pos);
+	if (r == 0 && x->cl.follow)
+		r = follow(x->log_path, &fd, &pos);
+out:
+	(void)close(fd);
+	if (r < 0) {
+		fprintf(stderr, "mirrorctl: reading %s: %s\n", x->log_path, mr_strerror(r));
+		return CMD_EXIT_FAILED;
+	}
+	return CMD_EXIT_OK;
+}
+
+static int
+run_help(struct ctx *x)
+{
+	const struct cmd_def *c;
+	char err[512];
+
+	if (x->cl.n_args == 0) {
+		out_usage(stdout);
+		return CMD_EXIT_OK;
+	}
+	if (cmd_lookup(cmd_table, NULL, x->cl.args[0], &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mirrorctl: %s\n", err);
+		return CMD_EXIT_USAGE;
+	}
+	out_cmd_usage(stdout, NULL, c);
+	return CMD_EXIT_OK;
+}
+
+static int
+run_version(struct ctx *x)
+{
+	(void)x;
+	printf("mirrorctl %s\n", MR_VERSION);
+	return CMD_EXIT_OK;
+}
+
+static const run_fn runners[CMD_RUN__COUNT] = {
+	[CMD_RUN_DAEMON] = run_daemon,
+	[CMD_RUN_STATUS] = run_status,
+	[CMD_RUN_STATE] = run_state,
+	[CMD_RUN_CONFIG_CHECK] = run_config_check,
+	[CMD_RUN_CONFIG_SHOW] = run_config_show,
+	[CMD_RUN_LOG] = run_log,
+	[CMD_RUN_HELP] = run_help,
+	[CMD_RUN_VERSION] = run_version,
+};
+
+int
+main(int argc, char **argv)
+{
+	struct ctx x = { 0 };
+	char err[512];
+	int r, ex;
+
+	r = cmd_parse(argc, argv, &x.cl, err, sizeof(err));
+	if (r == -ENOMEM) {
+		fprintf(stderr, "mirrorctl: out of memory\n");
+		return CMD_EXIT_FAILED;
+	}
+	if (r < 0) {
+		fprintf(stderr, "mirrorctl: %s\nTry 'mirrorctl help'.\n", err);
+		return CMD_EXIT_USAGE;
+	}
+	if (x.cl.help) {
+		if (x.cl.cmd != NULL)
+			out_cmd_usage(stdout, x.cl.parent, x.cl.cmd);
+		else
+			out_usage(stdout);
+		ex = CMD_EXIT_OK;
+	} else if (x.cl.version || x.cl.cmd == NULL) {
+		ex = run_version(&x);
+	} else {
+		MR_BUG_ON(x.cl.cmd->run == CMD_RUN_NONE || runners[x.cl.cmd->run] == NULL);
+		ex = CMD_EXIT_OK;
+		if (x.cl.cmd->flags & (CMD_F_DAEMON | CMD_F_MODULE))
+			ex = locate(&x, x.cl.cmd->flags & CMD_F_DAEMON);
+		if (ex == CMD_EXIT_OK)
+			ex = runners[x.cl.cmd->run](&x);
+	}
+	cmd_line_done(&x.cl);
+	if (fflush(stdout) == EOF && ex == CMD_EXIT_OK) {
+		fprintf(stderr, "mirrorctl: writing output: %s\n", strerror(errno));
+		ex = CMD_EXIT_FAILED;
+	}
+	return ex;
+}

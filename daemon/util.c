@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * util.c - invariants, the monotonic clock, bounded copies, resource limits.
+ *
+ * Pure helpers, any thread, no logging except the fatal mr_bug().
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <time.h>
+
+void
+mr_bug(const char *file, int line, const char *cond)
+{
+	fprintf(stderr, "BUG at %s:%d: %s\n", file, line, cond);
+	syslog(LOG_CRIT, "BUG at %s:%d: %s", file, line, cond);
+	abort();
+}
+
+uint64_t
+mr_now_ms(void)
+{
+	struct timespec ts;
+
+	MR_BUG_ON(clock_gettime(CLOCK_MONOTONIC, &ts) == -1);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int
+mr_strlcpy(char *dst, const char *src, size_t dst_len)
+{
+	size_t len = strlen(src);
+
+	MR_BUG_ON(dst_len == 0);
+	if (len >= dst_len) {
+		memcpy(dst, src, dst_len - 1);
+		dst[dst_len - 1] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+void *
+mr_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	MR_BUG_ON(p == NULL);
+	return p;
+}
+
+char *
+mr_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	MR_BUG_ON(p == NULL);
+	return p;
+}
+
+int
+mr_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -errno;
+	if (rl.rlim_cur >= rl.rlim_max)
+		return 0;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -errno;
+	return 0;
+}

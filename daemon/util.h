@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * util.h - small helpers shared by every module: invariants, freeing,
+ * the monotonic clock and bounded string copies.
+ *
+ * Pure code, any thread.
+ */
+#ifndef MR_UTIL_H
+#define MR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Invariant check, always compiled in: logs file:line and aborts. */
+#define MR_BUG_ON(cond)                                                                            \
+	do {                                                                                       \
+		if (__builtin_expect(!!(cond), 0))                                                 \
+			mr_bug(__FILE__, __LINE__, #cond);                                         \
+	} while (0)
+
+/* Free *pp and set it to NULL so no dangling pointer stays reachable. */
+#define mr_free(pp)                                                                                \
+	do {                                                                                       \
+		free(*(pp));                                                                       \
+		*(pp) = NULL;                                                                      \
+	} while (0)
+
+#define MR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/* Report a failed MR_BUG_ON() to stderr and syslog, then abort(). */
+__attribute__((noreturn)) void mr_bug(const char *file, int line, const char *cond);
+
+/* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
+uint64_t mr_now_ms(void);
+
+/* Copy src into dst of size dst_len, always NUL-terminated.
+ * Returns 0, or -ENAMETOOLONG when src did not fit (dst then holds a prefix). */
+int mr_strlcpy(char *dst, const char *src, size_t dst_len);
+
+/* calloc() that aborts on ENOMEM: for small control-plane allocations only. */
+void *mr_xcalloc(size_t n, size_t size);
+/* strdup() that aborts on ENOMEM. */
+char *mr_xstrdup(const char *s);
+
+/* Raise RLIMIT_NOFILE soft limit to the hard limit. Returns 0 or -errno. */
+int mr_raise_nofile(void);
+
+#endif
