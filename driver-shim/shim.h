@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * shim.h - the write-interception layer: a FUSE low-level passthrough mounted
+ * over the directory it protects ("mount over self").
+ *
+ * shim_new() opens the real directory first, then mounts a FUSE file system on
+ * the same path, so applications keep their paths and every real I/O is done
+ * relative to the directory fd opened before the mount.
+ *
+ * Every mutating request is executed on the real file system by a FUSE worker
+ * thread; when it succeeds, the worker builds a struct shim_op (with a copy of
+ * the data) and hands it to the engine through the submit callback, WITHOUT
+ * replying to the kernel. The application's system call returns only when the
+ * engine calls shim_op_complete(), from any thread. In local mode (no submit
+ * callback) the op completes at once. Failed operations are answered with
+ * their errno at once and produce no op.
+ *
+ * Ordering: ops are submitted in the order their effects happened on the real
+ * file system for every pair that could conflict: namespace ops (create, mkdir,
+ * unlink, rename, link...) are serialised by one namespace lock, data ops on a
+ * file by that file's lock, both held across "do locally + submit".
+ *
+ * Threads: shim_new()/shim_run()/shim_free() from the owner's thread; the
+ * submit callback runs on FUSE worker threads (it must not block for long
+ * and must not call back into the shim except shim_op_complete()).
+ */
+#ifndef MR_SHIM_H
+#define MR_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+enum shim_op_type {
+	SHIM_OP_OPEN =
+	        1, /* a file opened for writing: binds file_id to path; flags has O_TRUNC if it truncated */
+	SHIM_OP_CREATE,  /* regular file created (and opened): path, mode, uid, gid */
+	SHIM_OP_MKNOD,   /* FIFO, socket or device node: path, mode, rdev, uid, gid */
+	SHIM_OP_MKDIR,   /* path, mode, uid, gid */
+	SHIM_OP_SYMLINK, /* path = the new link, path2 = its target (verbatim), uid, gid */
+	SHIM_OP_LINK,    /* hard link: path = new name, path2 = an existing name of file_id */
+	SHIM_OP_UNLINK,  /* path */
+	SHIM_OP_RMDIR,   /* path */
+	SHIM_OP_RENAME,  /* path -> path2, flags = RENAME_NOREPLACE | RENAME_EXCHANGE */
+	SHIM_OP_SETATTR, /* file_id (+ path): valid = SHIM_SET_* mask, mode/uid/gid/size/atime/mtime */
+	SHIM_OP_WRITE,     /* file_id, off, data/len */
+	SHIM_OP_FALLOCATE, /* file_id, flags = fallocate mode, off, len */
+	SHIM_OP_SETXATTR, /* file_id (+ path), name, data/len = value, flags = XATTR_CREATE|XATTR_REPLACE */
+	SHIM_OP_REMOVEXATTR, /* file_id (+ path), name */
+	SHIM_OP_FSYNC,       /* file_id, flags = 1 for fdatasync; also for directories */
+	SHIM_OP_FLUSH,       /* file_id: close() of one descriptor */
+	SHIM_OP_RELEASE,     /* file_id: last close of an open file */
+};
+
+/* SHIM_OP_SETATTR valid mask (what changed). */
+#define SHIM_SET_MODE  (1u << 0)
+#define SHIM_SET_UID   (1u << 1)
+#define SHIM_SET_GID   (1u << 2)
+#define SHIM_SET_SIZE  (1u << 3)
+#define SHIM_SET_ATIME (1u << 4) /* atime holds the time, or tv_nsec UTIME_NOW */
+#define SHIM_SET_MTIME (1u << 5)
+
+struct shim;
+
+/*
+ * One intercepted mutation. Built by a FUSE worker, owned by the engine from
+ * submit until shim_op_complete(), which replies to the kernel and frees it.
+ *
+ * file_id: a stable id of the object, assigned by the shim when it first sees
+ * the object (by dev+inode) and kept while the kernel references it: it
+ * survives renames and stays valid for a file unlinked while open. Namespace
+ * ops carry paths relative to the replicated root ("a/b.txt", never leading
+ * '/', never ".." components); path is NULL when it cannot be known (for
+ * example a data op on a file already unlinked): the engine then relies on
+ * file_id alone, which an earlier SHIM_OP_OPEN/CREATE bound to a path.
+ */
+struct shim_op {
+	enum shim_op_type type;
+	uint64_t file_id;
+	char *path;
+	char *path2;
+	uint32_t flags;
+	uint32_t valid; /* SHIM_OP_SETATTR */
+	mode_t mode;    /* full st_mode (type bits included) for creations */
+	uid_t uid;
+	gid_t gid;
+	dev_t rdev;
+	uint64_t off;
+	uint64_t size; /* SHIM_SET_SIZE / fallocate length */
+	struct timespec atime;
+	struct timespec mtime;
+	char *name; /* xattr name */
+	void *data; /* write data or xattr value (a private copy) */
+	size_t len;
+	/* The shim allocates each op inside a larger private struct that holds
+	 * the deferred reply; never allocate or copy a struct shim_op yourself. */
+};
+
+typedef void (*shim_submit_fn)(void *ctx, struct shim_op *op);
+
+struct shim_config {
+	const char *dir;       /* directory to protect; must exist */
+	bool read_only;        /* every mutation fails with EROFS */
+	bool debug;            /* libfuse debug output on stderr */
+	unsigned max_threads;  /* FUSE worker threads; 0 = default (16) */
+	shim_submit_fn submit; /* NULL: local mode, ops complete at once */
+	void *submit_ctx;
+};
+
+/*
+ * Open cfg->dir, create the FUSE session and mount it over cfg->dir.
+ * Returns 0 and *out, or a negative errno with a one-line reason in err
+ * (for example: no /dev/fuse, DIR missing, DIR already mounted, not root).
+ */
+int shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err_len);
+
+/* Serve requests until the file system is unmounted or shim_exit() is called
+ * (or, with shim_set_signal_handlers(), SIGTERM/SIGINT/SIGHUP arrive).
+ * Blocks the calling thread. Returns 0 or -errno. */
+int shim_run(struct shim *s);
+
+/* Install libfuse's handlers so SIGTERM/SIGINT/SIGHUP end shim_run(). */
+int shim_set_signal_handlers(struct shim *s);
+
+/* Ask shim_run() to return at its next request. Async-signal-safe. */
+void shim_exit(struct shim *s);
+
+/* End shim_run() now, from another thread: lazily unmount DIR and abort the
+ * FUSE connection (processes still using files under DIR get ENOTCONN; the
+ * real files are untouched). Call shim_free() after shim_run() returned. */
+void shim_stop(struct shim *s);
+
+/* Switch between read-only (secondary: every mutation fails with EROFS) and
+ * read-write. Any thread. Does not affect requests already being served. */
+void shim_set_read_only(struct shim *s, bool read_only);
+
+/* Unmount (lazily, if busy) and free. Accepts NULL. */
+void shim_free(struct shim *s);
+
+/* Complete an op: send the deferred reply to the kernel and free the op.
+ * Any thread; exactly once per submitted op. */
+void shim_op_complete(struct shim_op *op);
+
+/* Name of an op type, for logs ("write", "rename"...). */
+const char *shim_op_name(enum shim_op_type t);
+
+/* Statistics (any thread, approximate). */
+struct shim_stats {
+	uint64_t ops_submitted;
+	uint64_t bytes_written;
+	uint64_t inodes;
+};
+void shim_get_stats(struct shim *s, struct shim_stats *st);
+
+#endif

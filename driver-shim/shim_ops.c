@@ -1,0 +1,1421 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * shim_ops.c - the fuse_lowlevel_ops of the interception layer.
+ *
+ * FUSE worker threads run every function here. Each handler performs the
+ * operation on the real file system through the O_PATH fds of the inode table
+ * (never through paths of the mount, which the FUSE mount now covers), then,
+ * for a successful mutation, builds an op record and submits it WITHOUT
+ * replying: the reply is stored in the record and sent by shim_op_complete().
+ *
+ * Permission checks are the kernel's (mount option default_permissions, and
+ * POSIX ACLs when the kernel offers FUSE_CAP_POSIX_ACL): the daemon acts as
+ * root and gives new objects to the caller (uid, gid unless the parent is
+ * setgid). The caller's umask is applied per worker thread (unshare(CLONE_FS))
+ * so that default ACLs of the real file system work as on the raw directory.
+ * Locks (flock, fcntl) are left to the kernel: every process sees the files
+ * only through this mount, so local locking is exact.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "shim_int.h"
+#include "util.h"
+
+#define SHIM_CACHE_TIMEOUT_S 86400.0 /* every change passes through us */
+#define SHIM_DIO_ALIGN       4096u
+#define SHIM_WRITEBEHIND_MIN (256u * 1024u) /* write-behind for large writes */
+
+enum reply_kind {
+	R_ERR = 0, /* fuse_reply_err(err), 0 for success */
+	R_ENTRY,
+	R_CREATE,
+	R_ATTR,
+	R_WRITE,
+	R_OPEN,
+};
+
+/* An op record plus its deferred reply. */
+struct op_full {
+	struct shim_op op;
+	struct shim *s;
+	fuse_req_t req;
+	enum reply_kind kind;
+	int err;
+	struct fuse_entry_param e;
+	struct fuse_file_info fi;
+	struct shim_inode *in; /* R_ENTRY/R_CREATE: reference to drop if the reply fails */
+	struct shim_fh *fh;    /* R_CREATE/R_OPEN: handle to close if the reply fails */
+	size_t count;
+};
+
+/* An open file. */
+struct shim_fh {
+	int fd;
+	int flags; /* open flags as the application gave them */
+	bool writable;
+};
+
+/* An open directory. */
+struct shim_dir {
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static struct shim *
+req_shim(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct shim_fh *
+fh_of(const struct fuse_file_info *fi)
+{
+	return (struct shim_fh *)(uintptr_t)fi->fh;
+}
+
+static double
+cache_timeout(const struct shim *s)
+{
+	/* A read-only (secondary) tree changes underneath us: no caching. */
+	return atomic_load(&s->read_only) ? 0.0 : SHIM_CACHE_TIMEOUT_S;
+}
+
+static bool
+is_ro(const struct shim *s)
+{
+	return atomic_load(&s->read_only);
+}
+
+static void
+proc_path(const struct shim_inode *in, char *buf, size_t len)
+{
+	(void)snprintf(buf, len, "/proc/self/fd/%d", in->fd);
+}
+
+char *
+shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name)
+{
+	char proc[40], buf[PATH_MAX + 1];
+	const char *base = "";
+	struct stat st;
+	ssize_t n;
+	char *out;
+
+	if (dir != &s->root) {
+		proc_path(dir, proc, sizeof(proc));
+		n = readlink(proc, buf, sizeof(buf) - 1);
+		if (n == -1)
+			return NULL;
+		buf[n] = '\0';
+		if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0 &&
+		    fstatat(dir->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_nlink == 0)
+			return NULL;
+		if (strncmp(buf, s->dir, s->dir_len) != 0 || buf[s->dir_len] != '/')
+			return NULL; /* outside the root: moved away or another mount */
+		base = buf + s->dir_len + 1;
+	}
+	if (name == NULL)
+		return strdup(base);
+	if (base[0] == '\0')
+		return strdup(name);
+	if (asprintf(&out, "%s/%s", base, name) == -1)
+		return NULL;
+	return out;
+}
+
+static struct op_full *
+op_new(struct shim *s, fuse_req_t req, enum shim_op_type type, struct shim_inode *in)
+{
+	struct op_full *o = calloc(1, sizeof(*o));
+
+	if (o == NULL)
+		return NULL;
+	o->s = s;
+	o->req = req;
+	o->op.type = type;
+	o->op.file_id = in != NULL ? in->file_id : 0;
+	return o;
+}
+
+static void
+op_free(struct op_full *o)
+{
+	free(o->op.path);
+	free(o->op.path2);
+	free(o->op.name);
+	free(o->op.data);
+	free(o);
+}
+
+/* Hand the op to the engine. Called with the ordering lock held, so ops
+ * reach the engine in the order their effects happened. In local mode the
+ * op is returned to be completed by the caller once the lock is dropped
+ * (no lock is held across fuse_reply_*()). */
+static struct op_full *
+op_submit(struct shim *s, struct op_full *o)
+{
+	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
+	if (s->submit == NULL)
+		return o;
+	s->submit(s->submit_ctx, &o->op);
+	return NULL;
+}
+
+static void
+op_finish(struct op_full *o)
+{
+	if (o != NULL)
+		shim_op_complete(&o->op);
+}
+
+void
+shim_op_complete(struct shim_op *op)
+{
+	struct op_full *o = (struct op_full *)((char *)op - offsetof(struct op_full, op));
+
+	switch (o->kind) {
+	case R_ERR:
+		fuse_reply_err(o->req, o->err);
+		break;
+	case R_ENTRY:
+		if (fuse_reply_entry(o->req, &o->e) != 0 && o->in != NULL)
+			shim_inode_unref(o->s, o->in, 1);
+		break;
+	case R_CREATE:
+		if (fuse_reply_create(o->req, &o->e, &o->fi) != 0) {
+			shim_inode_unref(o->s, o->in, 1);
+			(void)close(o->fh->fd);
+			free(o->fh);
+		}
+		break;
+	case R_ATTR:
+		fuse_reply_attr(o->req, &o->e.attr, o->e.attr_timeout);
+		break;
+	case R_WRITE:
+		fuse_reply_write(o->req, o->count);
+		break;
+	case R_OPEN:
+		if (fuse_reply_open(o->req, &o->fi) != 0) {
+			(void)close(o->fh->fd);
+			free(o->fh);
+		}
+		break;
+	}
+	op_free(o);
+}
+
+const char *
+shim_op_name(enum shim_op_type t)
+{
+	static const char *const names[] = {
+		[SHIM_OP_OPEN] = "open",         [SHIM_OP_CREATE] = "create",
+		[SHIM_OP_MKNOD] = "mknod",       [SHIM_OP_MKDIR] = "mkdir",
+		[SHIM_OP_SYMLINK] = "symlink",   [SHIM_OP_LINK] = "link",
+		[SHIM_OP_UNLINK] = "unlink",     [SHIM_OP_RMDIR] = "rmdir",
+		[SHIM_OP_RENAME] = "rename",     [SHIM_OP_SETATTR] = "setattr",
+		[SHIM_OP_WRITE] = "write",       [SHIM_OP_FALLOCATE] = "fallocate",
+		[SHIM_OP_SETXATTR] = "setxattr", [SHIM_OP_REMOVEXATTR] = "removexattr",
+		[SHIM_OP_FSYNC] = "fsync",       [SHIM_OP_FLUSH] = "flush",
+		[SHIM_OP_RELEASE] = "release",
+	};
+
+	if ((unsigned)t < ARRAY_SIZE(names) && names[t] != NULL)
+		return names[t];
+	return "?";
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int
+do_lookup(struct shim *s, struct shim_inode *dir, const char *name, struct fuse_entry_param *e,
+          struct shim_inode **out)
+{
+	struct shim_inode *in;
+	int fd, r;
+
+	memset(e, 0, sizeof(*e));
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	in = shim_inode_get(s, fd, &e->attr);
+	if (in == NULL)
+		return -ENOMEM;
+	e->ino = in == &s->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+	e->attr_timeout = cache_timeout(s);
+	e->entry_timeout = cache_timeout(s);
+	if (out != NULL)
+		*out = in;
+	return 0;
+}
+
+/* Apply the caller's umask in this worker thread (its fs_struct is private:
+ * unshared on first use), so creation modes match the raw file system,
+ * default ACLs included. */
+static void
+apply_umask(fuse_req_t req)
+{
+	static _Thread_local bool unshared;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (!unshared) {
+		if (unshare(CLONE_FS) == -1)
+			return; /* keep the process umask (0 for the daemon) */
+		unshared = true;
+	}
+	(void)umask(ctx->umask);
+}
+
+/* Give a new object to the caller, as the kernel would have: the caller's
+ * uid, and its gid unless the parent directory is setgid. chown clears the
+ * set-id bits of non-directories, so they are put back. */
+static int
+give_to_caller(fuse_req_t req, struct shim_inode *dir, const char *name, mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	uid_t uid = ctx->uid;
+	gid_t gid = ctx->gid;
+	struct stat pst;
+
+	if (uid == geteuid() && gid == getegid())
+		return 0;	/* already ours; a setgid parent gave its group */
+	if (fstatat(dir->fd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
+		gid = (gid_t)-1;
+	if (uid == geteuid() && gid == (gid_t)-1)
+		return 0;
+	if (fchownat(dir->fd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
+		return -errno;
+	if (!S_ISDIR(mode) && !S_ISLNK(mode) && (mode & (S_ISUID | S_ISGID)) &&
+	    fchmodat(dir->fd, name, mode & 07777, 0) == -1)
+		return -errno;
+	return 0;
+}
+
+/* ---- the operations ------------------------------------------------------- */
+
+static void
+sh_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct shim *s = userdata;
+
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && !is_ro(s))
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* write-through: a write returns only once the engine completed it */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* locks stay in the kernel (see the file comment) */
+	conn->want &= ~(unsigned)(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+}
+
+static void
+sh_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct shim *s = req_shim(req);
+	struct fuse_entry_param e;
+	struct shim_inode *in;
+	int r;
+
+	r = do_lookup(s, shim_inode_of(s, parent), name, &e, &in);
+	if (r == -ENOENT) {
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = cache_timeout(s); /* negative entry */
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fuse_reply_entry(req, &e) != 0)
+		shim_inode_unref(s, in, 1);
+}
+
+static void
+sh_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct shim *s = req_shim(req);
+
+	shim_inode_unref(s, shim_inode_of(s, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void
+sh_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct shim *s = req_shim(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		shim_inode_unref(s, shim_inode_of(s, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void
+sh_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct stat st;
+	int r;
+
+	if (fi != NULL)
+		r = fstat(fh_of(fi)->fd, &st);
+	else
+		r = fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	if (r == -1) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_attr(req, &st, cache_timeout(s));
+}
+
+/* The setattr steps, in the order the kernel expects them. Stops at the first
+ * failure; *done gets the SHIM_SET_* bits that took effect. */
+static int
+apply_setattr(struct shim_inode *in, struct shim_fh *fh, const struct stat *attr, int valid,
+              uint32_t *done)
+{
+	char proc[40];
+	int r;
+
+	proc_path(in, proc, sizeof(proc));
+	*done = 0;
+	if (valid & FUSE_SET_ATTR_MODE) {
+		r = fh != NULL ? fchmod(fh->fd, attr->st_mode)
+		               : fchmodat(AT_FDCWD, proc, attr->st_mode, 0);
+		if (r == -1)
+			return -errno;
+		*done |= SHIM_SET_MODE;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1)
+			return -errno;
+		*done |= (valid & FUSE_SET_ATTR_UID ? SHIM_SET_UID : 0) |
+		         (valid & FUSE_SET_ATTR_GID ? SHIM_SET_GID : 0);
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		r = fh != NULL ? ftruncate(fh->fd, attr->st_size) : truncate(proc, attr->st_size);
+		if (r == -1)
+			return -errno;
+		*done |= SHIM_SET_SIZE;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (fh != NULL)
+			r = futimens(fh->fd, tv);
+		else if (S_ISLNK(in->type))
+			r = utimensat(in->fd, "", tv, AT_EMPTY_PATH);
+		else
+			r = utimensat(AT_FDCWD, proc, tv, 0);
+		if (r == -1)
+			return -errno;
+		*done |= (valid & FUSE_SET_ATTR_ATIME ? SHIM_SET_ATIME : 0) |
+		         (valid & FUSE_SET_ATTR_MTIME ? SHIM_SET_MTIME : 0);
+	}
+	return 0;
+}
+
+static void
+sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct shim_fh *fh = fi != NULL ? fh_of(fi) : NULL;
+	struct op_full *o, *done_o;
+	uint32_t done;
+	int r;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_SETATTR, in);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	r = apply_setattr(in, fh, attr, valid, &done);
+	if (done == 0) {
+		/* nothing changed: an error, or only bits we need not act on */
+		pthread_mutex_unlock(&in->lock);
+		op_free(o);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			sh_getattr(req, ino, fi);
+		return;
+	}
+	/* Record what the object now is (exact times even for UTIME_NOW). */
+	if (fstatat(in->fd, "", &o->e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1 && r == 0)
+		r = -errno;
+	o->op.valid = done;
+	o->op.mode = o->e.attr.st_mode;
+	o->op.uid = o->e.attr.st_uid;
+	o->op.gid = o->e.attr.st_gid;
+	o->op.size = (uint64_t)o->e.attr.st_size;
+	o->op.atime = o->e.attr.st_atim;
+	o->op.mtime = o->e.attr.st_mtim;
+	o->op.path = shim_rel_path(s, in, NULL);
+	if (r < 0) {
+		o->kind = R_ERR;
+		o->err = -r;
+	} else {
+		o->kind = R_ATTR;
+		o->e.attr_timeout = cache_timeout(s);
+	}
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+static void
+sh_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct shim *s = req_shim(req);
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+
+	n = readlinkat(shim_inode_of(s, ino)->fd, "", buf, sizeof(buf));
+	if (n == -1) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if ((size_t)n >= sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* mknod, mkdir and symlink: create, give to the caller, look up, record. */
+static void
+make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev,
+          const char *link)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
+	enum shim_op_type type;
+	struct op_full *o, *done_o;
+	int r;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	type = link != NULL ? SHIM_OP_SYMLINK : S_ISDIR(mode) ? SHIM_OP_MKDIR : SHIM_OP_MKNOD;
+	o = op_new(s, req, type, NULL);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&s->ns_lock);
+	apply_umask(req);
+	if (link != NULL)
+		r = symlinkat(link, dir->fd, name);
+	else if (S_ISDIR(mode))
+		r = mkdirat(dir->fd, name, mode);
+	else
+		r = mknodat(dir->fd, name, mode, rdev);
+	r = r == -1 ? -errno : 0;
+	if (r == 0) {
+		r = give_to_caller(req, dir, name, link != NULL ? S_IFLNK : mode);
+		if (r < 0)
+			(void)unlinkat(dir->fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+	}
+	if (r == 0)
+		r = do_lookup(s, dir, name, &o->e, &in);
+	if (r < 0) {
+		pthread_mutex_unlock(&s->ns_lock);
+		op_free(o);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	o->kind = R_ENTRY;
+	o->in = in;
+	o->op.file_id = in->file_id;
+	o->op.path = shim_rel_path(s, dir, name);
+	o->op.path2 = link != NULL ? strdup(link) : NULL;
+	o->op.mode = o->e.attr.st_mode;
+	o->op.uid = o->e.attr.st_uid;
+	o->op.gid = o->e.attr.st_gid;
+	o->op.rdev = o->e.attr.st_rdev;
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&s->ns_lock);
+	op_finish(done_o);
+}
+
+static void
+sh_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	make_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void
+sh_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
+}
+
+static void
+sh_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make_node(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+static void
+sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino), *dir = shim_inode_of(s, newparent), *got;
+	struct op_full *o, *done_o;
+	int r;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_LINK, in);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&s->ns_lock);
+	o->op.path2 = shim_rel_path(s, in, NULL); /* an existing name, before */
+	r = linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH) == -1 ? -errno : 0;
+	if (r == 0)
+		r = do_lookup(s, dir, newname, &o->e, &got);
+	if (r < 0) {
+		pthread_mutex_unlock(&s->ns_lock);
+		op_free(o);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	o->kind = R_ENTRY;
+	o->in = got;
+	o->op.path = shim_rel_path(s, dir, newname);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&s->ns_lock);
+	op_finish(done_o);
+}
+
+static void
+remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *dir = shim_inode_of(s, parent);
+	struct op_full *o, *done_o;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&s->ns_lock);
+	if (unlinkat(dir->fd, name, flags) == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&s->ns_lock);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	o->kind = R_ERR;
+	o->op.path = shim_rel_path(s, dir, name);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&s->ns_lock);
+	op_finish(done_o);
+}
+
+static void
+sh_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void
+sh_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+static void
+sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+          const char *newname, unsigned int flags)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *dir = shim_inode_of(s, parent), *ndir = shim_inode_of(s, newparent);
+	struct op_full *o, *done_o;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_RENAME, NULL);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&s->ns_lock);
+	if (syscall(SYS_renameat2, dir->fd, name, ndir->fd, newname, flags) == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&s->ns_lock);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	o->kind = R_ERR;
+	o->op.flags = flags;
+	o->op.path = shim_rel_path(s, dir, name);
+	o->op.path2 = shim_rel_path(s, ndir, newname);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&s->ns_lock);
+	op_finish(done_o);
+}
+
+static bool
+open_writes(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static struct shim_fh *
+fh_new(int fd, int flags)
+{
+	struct shim_fh *fh = calloc(1, sizeof(*fh));
+
+	if (fh == NULL)
+		return NULL;
+	fh->fd = fd;
+	fh->flags = flags;
+	fh->writable = open_writes(flags);
+	return fh;
+}
+
+static void
+set_open_reply(struct shim *s, struct fuse_file_info *fi, struct shim_fh *fh)
+{
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	if (fh->flags & O_DIRECT)
+		fi->direct_io = 1; /* no page cache, as O_DIRECT on the real fs */
+	else
+		fi->keep_cache = !is_ro(s); /* all writes pass through this mount */
+}
+
+static void
+sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct op_full *o = NULL, *done_o;
+	struct shim_fh *fh;
+	char name[24];
+	int fd, flags;
+
+	if (open_writes(fi->flags) && is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* O_APPEND is the kernel's job: it sends the offset of the end. */
+	flags = fi->flags & ~(O_NOFOLLOW | O_APPEND | O_CREAT | O_EXCL | O_NOCTTY);
+	if (open_writes(fi->flags)) {
+		o = op_new(s, req, SHIM_OP_OPEN, in);
+		if (o == NULL) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		pthread_mutex_lock(&in->lock);
+	}
+	(void)snprintf(name, sizeof(name), "%d", in->fd);
+	fd = openat(s->proc_fd, name, flags | O_CLOEXEC);
+	fh = fd != -1 ? fh_new(fd, fi->flags) : NULL;
+	if (fh == NULL) {
+		int e = fd == -1 ? errno : ENOMEM;
+
+		if (fd != -1)
+			(void)close(fd);
+		if (o != NULL) {
+			pthread_mutex_unlock(&in->lock);
+			op_free(o);
+		}
+		fuse_reply_err(req, e);
+		return;
+	}
+	set_open_reply(s, fi, fh);
+	if (o == NULL) {
+		if (fuse_reply_open(req, fi) != 0) {
+			(void)close(fd);
+			free(fh);
+		}
+		return;
+	}
+	o->kind = R_OPEN;
+	o->fi = *fi;
+	o->fh = fh;
+	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND));
+	o->op.path = shim_rel_path(s, in, NULL);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+static void
+sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+          struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
+	struct op_full *o, *done_o;
+	struct shim_fh *fh = NULL;
+	int fd, r;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_CREATE, NULL);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&s->ns_lock);
+	apply_umask(req);
+	fd = openat(dir->fd, name,
+	            (fi->flags | O_CREAT | O_CLOEXEC) & ~(O_NOFOLLOW | O_APPEND | O_NOCTTY), mode);
+	r = fd == -1 ? -errno : 0;
+	if (r == 0)
+		r = give_to_caller(req, dir, name, S_IFREG | mode);
+	if (r == 0)
+		r = do_lookup(s, dir, name, &o->e, &in);
+	if (r == 0) {
+		fh = fh_new(fd, fi->flags);
+		if (fh == NULL) {
+			shim_inode_unref(s, in, 1);
+			r = -ENOMEM;
+		}
+	}
+	if (r < 0 || fh == NULL) {
+		pthread_mutex_unlock(&s->ns_lock);
+		if (fd != -1)
+			(void)close(fd);
+		op_free(o);
+		fuse_reply_err(req, r < 0 ? -r : ENOMEM);
+		return;
+	}
+	set_open_reply(s, fi, fh);
+	o->kind = R_CREATE;
+	o->in = in;
+	o->fh = fh;
+	o->fi = *fi;
+	o->op.file_id = in->file_id;
+	o->op.path = shim_rel_path(s, dir, name);
+	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND));
+	o->op.mode = o->e.attr.st_mode;
+	o->op.uid = o->e.attr.st_uid;
+	o->op.gid = o->e.attr.st_gid;
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&s->ns_lock);
+	op_finish(done_o);
+}
+
+static void
+sh_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct shim_fh *fh = fh_of(fi);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	void *p;
+	ssize_t n;
+
+	(void)ino;
+	if (fh->flags & O_DIRECT) {
+		/* O_DIRECT needs an aligned buffer; libfuse's is not */
+		if (posix_memalign(&p, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = pread(fh->fd, p, size, off);
+		if (n == -1)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_buf(req, p, (size_t)n);
+		free(p);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fh->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/*
+ * write: with an engine, or for O_DIRECT, the data is first copied into an
+ * aligned private buffer that the op record keeps (the engine sends it after
+ * we return; O_DIRECT needs the alignment). In local mode it is written
+ * straight from libfuse's buffer. (Splicing /dev/fuse -> file measured no
+ * faster here, so there is one path.)
+ */
+static void
+sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	 struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct shim_fh *fh = fh_of(fi);
+	struct op_full *o, *done_o;
+	const void *src = buf;
+	void *copy = NULL;
+	ssize_t n;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_WRITE, in);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (s->submit != NULL || (fh->flags & O_DIRECT)) {
+		if (posix_memalign(&copy, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
+			op_free(o);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(copy, buf, size);
+		src = copy;
+	}
+	pthread_mutex_lock(&in->lock);
+	n = pwrite(fh->fd, src, size, off);
+	if (n == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&in->lock);
+		free(copy);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	/* Streaming writes: start writeback now (asynchronously) so the disk
+	 * works while the next requests cross FUSE, instead of all at fsync. */
+	if ((size_t)n >= SHIM_WRITEBEHIND_MIN)
+		(void)sync_file_range(fh->fd, off, n, SYNC_FILE_RANGE_WRITE);
+	atomic_fetch_add_explicit(&s->st_bytes, (uint64_t)n, memory_order_relaxed);
+	o->kind = R_WRITE;
+	o->count = (size_t)n;
+	o->op.off = (uint64_t)off;
+	o->op.len = (size_t)n;
+	o->op.data = copy;
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+/* fallocate, fsync, flush and release: a data-path op with a plain reply. */
+static void
+data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, int mode, off_t off,
+        off_t len, int datasync)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct op_full *o, *done_o;
+	int r = 0;
+
+	o = op_new(s, req, type, in);
+	if (o == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	switch (type) {
+	case SHIM_OP_FALLOCATE:
+		r = fallocate(fd, mode, off, len);
+		break;
+	case SHIM_OP_FSYNC:
+		r = datasync ? fdatasync(fd) : fsync(fd);
+		break;
+	case SHIM_OP_RELEASE:
+		r = close(fd);
+		if (r == -1 && errno == EINTR)
+			r = 0;
+		break;
+	default:
+		break;
+	}
+	if (r == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&in->lock);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	o->kind = R_ERR;
+	o->op.flags = type == SHIM_OP_FALLOCATE ? (uint32_t)mode : (uint32_t)datasync;
+	o->op.off = (uint64_t)off;
+	o->op.size = (uint64_t)len;
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+static void
+sh_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+             struct fuse_file_info *fi)
+{
+	if (is_ro(req_shim(req))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	data_op(req, ino, SHIM_OP_FALLOCATE, fh_of(fi)->fd, mode, off, len, 0);
+}
+
+static void
+sh_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	data_op(req, ino, SHIM_OP_FSYNC, fh_of(fi)->fd, 0, 0, 0, datasync);
+}
+
+static void
+sh_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (!fh_of(fi)->writable) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	data_op(req, ino, SHIM_OP_FLUSH, fh_of(fi)->fd, 0, 0, 0, 0);
+}
+
+static void
+sh_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shim_fh *fh = fh_of(fi);
+	int fd = fh->fd;
+	bool writable = fh->writable;
+
+	free(fh);
+	if (!writable) {
+		(void)close(fd);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	data_op(req, ino, SHIM_OP_RELEASE, fd, 0, 0, 0, 0);
+}
+
+static void
+sh_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	off_t r;
+
+	(void)ino;
+	r = lseek(fh_of(fi)->fd, off, whence);
+	if (r == -1)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void
+sh_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct shim *s = req_shim(req);
+	struct statvfs sv;
+
+	if (fstatvfs(shim_inode_of(s, ino)->fd, &sv) == -1)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static void
+sh_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shim *s = req_shim(req);
+	struct shim_dir *d;
+	int fd;
+
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = openat(shim_inode_of(s, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (d->dp = fdopendir(fd)) == NULL) {
+		int e = errno;
+
+		if (fd != -1)
+			(void)close(fd);
+		free(d);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = !is_ro(s);
+	fi->keep_cache = !is_ro(s);
+	if (fuse_reply_open(req, fi) != 0) {
+		(void)closedir(d->dp);
+		free(d);
+	}
+}
+
+static bool
+is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static void
+do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, struct fuse_file_info *fi,
+           bool plus)
+{
+	struct shim *s = req_shim(req);
+	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
+	struct shim_inode *dir = shim_inode_of(s, ino);
+	size_t rem = size;
+	char *buf, *p;
+	int err = 0;
+
+	buf = calloc(1, size ? size : 1);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	if (offset != d->offset) {
+		seekdir(d->dp, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	for (;;) {
+		struct fuse_entry_param e;
+		struct shim_inode *in = NULL;
+		const char *name;
+		off_t nextoff;
+		size_t entsize;
+
+		if (d->entry == NULL) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (d->entry == NULL) {
+				err = errno;
+				break;
+			}
+		}
+		nextoff = d->entry->d_off;
+		name = d->entry->d_name;
+		if (plus && !is_dot_or_dotdot(name)) {
+			int r = do_lookup(s, dir, name, &e, &in);
+
+			if (r == -ENOENT) { /* removed since readdir saw it */
+				d->entry = NULL;
+				d->offset = nextoff;
+				continue;
+			}
+			if (r < 0) {
+				err = -r;
+				break;
+			}
+			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, nextoff);
+			if (entsize > rem) {
+				shim_inode_unref(s, in, 1);
+				break;
+			}
+		} else if (plus) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->entry->d_ino;
+			e.attr.st_mode = (mode_t)d->entry->d_type << 12;
+			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, nextoff);
+			if (entsize > rem)
+				break;
+		} else {
+			struct stat st = {
+				.st_ino = d->entry->d_ino,
+				.st_mode = (mode_t)d->entry->d_type << 12,
+			};
+
+			entsize = fuse_add_direntry(req, p, rem, name, &st, nextoff);
+			if (entsize > rem)
+				break;
+		}
+		p += entsize;
+		rem -= entsize;
+		d->entry = NULL;
+		d->offset = nextoff;
+	}
+	if (err != 0 && p == buf)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void
+sh_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void
+sh_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void
+sh_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	(void)closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void
+sh_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
+
+	data_op(req, ino, SHIM_OP_FSYNC, dirfd(d->dp), 0, 0, 0, datasync);
+}
+
+/* ---- extended attributes -------------------------------------------------- */
+
+static void
+sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+            int flags)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct op_full *o, *done_o;
+	char proc[40];
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (S_ISLNK(in->type)) {
+		fuse_reply_err(req, EPERM); /* as the VFS answers for user.* */
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_SETXATTR, in);
+	if (o == NULL || (o->op.name = strdup(name)) == NULL ||
+	    (o->op.data = malloc(size ? size : 1)) == NULL) {
+		if (o != NULL)
+			op_free(o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(o->op.data, value, size);
+	o->op.len = size;
+	o->op.flags = (uint32_t)flags;
+	proc_path(in, proc, sizeof(proc));
+	pthread_mutex_lock(&in->lock);
+	if (setxattr(proc, name, value, size, flags) == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&in->lock);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	o->kind = R_ERR;
+	o->op.path = shim_rel_path(s, in, NULL);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+static void
+sh_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	char proc[40], *buf = NULL;
+	ssize_t n;
+
+	if (S_ISLNK(in->type)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	proc_path(in, proc, sizeof(proc));
+	if (size == 0) {
+		n = getxattr(proc, name, NULL, 0);
+		if (n == -1)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	buf = malloc(size);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = getxattr(proc, name, buf, size);
+	if (n == -1)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void
+sh_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	char proc[40], *buf = NULL;
+	ssize_t n;
+
+	if (S_ISLNK(in->type)) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	proc_path(in, proc, sizeof(proc));
+	if (size == 0) {
+		n = listxattr(proc, NULL, 0);
+		if (n == -1)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	buf = malloc(size);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = listxattr(proc, buf, size);
+	if (n == -1)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void
+sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct shim *s = req_shim(req);
+	struct shim_inode *in = shim_inode_of(s, ino);
+	struct op_full *o, *done_o;
+	char proc[40];
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (S_ISLNK(in->type)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	o = op_new(s, req, SHIM_OP_REMOVEXATTR, in);
+	if (o == NULL || (o->op.name = strdup(name)) == NULL) {
+		if (o != NULL)
+			op_free(o);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	proc_path(in, proc, sizeof(proc));
+	pthread_mutex_lock(&in->lock);
+	if (removexattr(proc, name) == -1) {
+		int e = errno;
+
+		pthread_mutex_unlock(&in->lock);
+		op_free(o);
+		fuse_reply_err(req, e);
+		return;
+	}
+	o->kind = R_ERR;
+	o->op.path = shim_rel_path(s, in, NULL);
+	done_o = op_submit(s, o);
+	pthread_mutex_unlock(&in->lock);
+	op_finish(done_o);
+}
+
+const struct fuse_lowlevel_ops shim_ll_ops = {
+	.init = sh_init,
+	.lookup = sh_lookup,
+	.forget = sh_forget,
+	.forget_multi = sh_forget_multi,
+	.getattr = sh_getattr,
+	.setattr = sh_setattr,
+	.readlink = sh_readlink,
+	.mknod = sh_mknod,
+	.mkdir = sh_mkdir,
+	.symlink = sh_symlink,
+	.link = sh_link,
+	.unlink = sh_unlink,
+	.rmdir = sh_rmdir,
+	.rename = sh_rename,
+	.open = sh_open,
+	.create = sh_create,
+	.read = sh_read,
+	.write = sh_write,
+	.flush = sh_flush,
+	.release = sh_release,
+	.fsync = sh_fsync,
+	.fallocate = sh_fallocate,
+	.lseek = sh_lseek,
+	.statfs = sh_statfs,
+	.opendir = sh_opendir,
+	.readdir = sh_readdir,
+	.readdirplus = sh_readdirplus,
+	.releasedir = sh_releasedir,
+	.fsyncdir = sh_fsyncdir,
+	.setxattr = sh_setxattr,
+	.getxattr = sh_getxattr,
+	.listxattr = sh_listxattr,
+	.removexattr = sh_removexattr,
+};
