@@ -21,8 +21,10 @@
 #include "conf.h"
 #include "ctl_srv.h"
 #include "err.h"
+#include "link_stub.h"
 #include "log.h"
 #include "mrd.h"
+#include "peer.h"
 #include "util.h"
 
 #define MRD_DEFAULT_NODE_INI "/etc/hamirror/node.ini"
@@ -55,6 +57,17 @@ static const char usage_text[] =
 static const char *const state_names[] = {
 	[MRD_STOP] = "STOP", [MRD_WAIT] = "WAIT",     [MRD_ALONE] = "ALONE",
 	[MRD_PRIM] = "PRIM", [MRD_SECOND] = "SECOND",
+};
+
+/* Replication link callbacks. TEMPORARY wiring: link_stub.c only logs; the
+ * replication engine will provide these. */
+static const struct peer_cbs link_cbs = {
+	.make_hello = link_stub_make_hello,
+	.check_hello = link_stub_check_hello,
+	.on_up = link_stub_on_up,
+	.on_msg = link_stub_on_msg,
+	.on_down = link_stub_on_down,
+	.on_writable = link_stub_on_writable,
 };
 
 static const char *const readiness_names[] = {
@@ -200,6 +213,8 @@ mrd_shutdown(struct mrd *m, const char *why)
 	log_notice("mirrord: stopping module=%s reason=%s", m->module, why);
 	ctl_srv_stop(m->ctl);
 	m->ctl = NULL;
+	peer_stop(m->peer);
+	m->peer = NULL;
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
 	uv_close((uv_handle_t *)&m->sig_hup, NULL);
@@ -408,6 +423,15 @@ main(int argc, char **argv)
 	if (r < 0) {
 		log_err("mirrord: cannot create control socket path=%s err=\"%s\"", m.sock_path,
 		        mr_strerror(r));
+		mrd_shutdown(&m, "startup-failure");
+		(void)uv_run(m.loop, UV_RUN_DEFAULT);
+		r = 1;
+		goto out_loop;
+	}
+	/* Replication link (TEMPORARY callbacks: see link_cbs). */
+	r = peer_start(&m, &link_cbs, &m, &m.peer);
+	if (r < 0) {
+		log_err("mirrord: cannot start the replication link err=\"%s\"", mr_strerror(r));
 		mrd_shutdown(&m, "startup-failure");
 		(void)uv_run(m.loop, UV_RUN_DEFAULT);
 		r = 1;

@@ -30,6 +30,7 @@ enum mrd_readiness {
 };
 
 struct ctl_srv;
+struct peer;
 
 struct mrd {
 	uv_loop_t *loop; /* borrowed: uv_default_loop() */
@@ -56,6 +57,7 @@ struct mrd {
 	uv_signal_t sig_int;
 	uv_signal_t sig_hup;
 	struct ctl_srv *ctl; /* owned */
+	struct peer *peer;   /* owned: the replication link (peer.h) */
 	bool stopping;
 };
 

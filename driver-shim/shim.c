@@ -20,6 +20,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "shim_int.h"
 #include "util.h"
 
@@ -77,12 +78,16 @@ shim_destroy(struct shim *s)
 			fuse_session_unmount(s->se);
 		fuse_session_destroy(s->se);
 	}
+	shim_handles_free_all(s);
+	pthread_mutex_destroy(&s->handles_lock);
 	if (s->buckets != NULL)
 		shim_table_done(s);
 	if (s->root.fd >= 0)
 		(void)close(s->root.fd);
 	if (s->proc_fd >= 0)
 		(void)close(s->proc_fd);
+	if (s->mount_fd >= 0)
+		(void)close(s->mount_fd);
 	pthread_mutex_destroy(&s->root.lock);
 	pthread_mutex_destroy(&s->ns_lock);
 	free(s->dir);
@@ -112,6 +117,11 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		         strerror(-r));
 		return r;
 	}
+	if (realpath(cfg->dir, real) == NULL && errno == ENOTCONN &&
+	    umount2(cfg->dir, MNT_DETACH) == 0) {
+		/* the FUSE mount of a daemon that was killed: clear it */
+		log_notice("shim: cleared a dead FUSE mount dir=%s", cfg->dir);
+	}
 	if (realpath(cfg->dir, real) == NULL) {
 		r = -errno;
 		snprintf(err, err_len, "%s: %s", cfg->dir, strerror(-r));
@@ -137,6 +147,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 	s->dir_len = strlen(real);
 	s->root.fd = -1;
 	s->proc_fd = -1;
+	s->mount_fd = -1;
 	s->submit = cfg->submit;
 	s->submit_ctx = cfg->submit_ctx;
 	s->debug = cfg->debug;
@@ -144,6 +155,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 	atomic_init(&s->read_only, cfg->read_only);
 	MR_BUG_ON(pthread_mutex_init(&s->ns_lock, NULL) != 0);
 	MR_BUG_ON(pthread_mutex_init(&s->root.lock, NULL) != 0);
+	MR_BUG_ON(pthread_mutex_init(&s->handles_lock, NULL) != 0);
 	if (s->dir == NULL) {
 		r = -ENOMEM;
 		goto err;
@@ -156,17 +168,18 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		snprintf(err, err_len, "cannot open %s: %s", real, strerror(-r));
 		goto err;
 	}
+	s->mount_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->mount_fd == -1) {
+		r = -errno;
+		snprintf(err, err_len, "cannot open %s: %s", real, strerror(-r));
+		goto err;
+	}
 	s->root.dev = st.st_dev;
 	s->root.ino = st.st_ino;
 	s->root.type = S_IFDIR;
+	s->root.fd_forever = true;
 	s->root.nlookup = 1;
 	s->root.file_id = 1;
-	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (s->proc_fd == -1) {
-		r = -errno;
-		snprintf(err, err_len, "cannot open /proc/self/fd: %s", strerror(-r));
-		goto err;
-	}
 	r = shim_table_init(s, SHIM_TABLE_BUCKETS);
 	if (r < 0) {
 		snprintf(err, err_len, "out of memory");
@@ -222,6 +235,12 @@ shim_run(struct shim *s)
 	struct fuse_loop_config *lc;
 	int r;
 
+	/* /proc/self is resolved now: after any fork (daemonizing) */
+	if (s->proc_fd < 0) {
+		s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (s->proc_fd == -1)
+			return -errno;
+	}
 	lc = fuse_loop_cfg_create();
 	if (lc == NULL)
 		return -ENOMEM;

@@ -35,8 +35,9 @@
 #include <time.h>
 
 enum shim_op_type {
-	SHIM_OP_OPEN =
-	        1, /* a file opened for writing: binds file_id to path; flags has O_TRUNC if it truncated */
+	/* a file opened for writing: binds file_id to path; flags: the access
+	 * mode and O_TRUNC, O_APPEND, O_SYNC, O_DSYNC as the application gave them */
+	SHIM_OP_OPEN = 1,
 	SHIM_OP_CREATE,  /* regular file created (and opened): path, mode, uid, gid */
 	SHIM_OP_MKNOD,   /* FIFO, socket or device node: path, mode, rdev, uid, gid */
 	SHIM_OP_MKDIR,   /* path, mode, uid, gid */
@@ -99,7 +100,10 @@ struct shim_op {
 	 * the deferred reply; never allocate or copy a struct shim_op yourself. */
 };
 
-typedef void (*shim_submit_fn)(void *ctx, struct shim_op *op);
+/* Hand an op to the engine. Return true if the engine took it (it will call
+ * shim_op_complete() later, from any thread), false if it did not (no peer:
+ * the shim completes the op itself once its locks are released). */
+typedef bool (*shim_submit_fn)(void *ctx, struct shim_op *op);
 
 struct shim_config {
 	const char *dir;       /* directory to protect; must exist */
@@ -140,9 +144,15 @@ void shim_set_read_only(struct shim *s, bool read_only);
 /* Unmount (lazily, if busy) and free. Accepts NULL. */
 void shim_free(struct shim *s);
 
-/* Complete an op: send the deferred reply to the kernel and free the op.
- * Any thread; exactly once per submitted op. */
+/* Complete an op: send the deferred reply to the kernel (unless
+ * shim_op_reply() already did) and free the op. Any thread; exactly once per
+ * op the engine took. */
 void shim_op_complete(struct shim_op *op);
+
+/* Send the deferred reply now but keep the op (async mode: the application
+ * goes on while the record waits to be sent). At most once per op; the op
+ * must still be completed with shim_op_complete(), which then only frees it. */
+void shim_op_reply(struct shim_op *op);
 
 /* Name of an op type, for logs ("write", "rename"...). */
 const char *shim_op_name(enum shim_op_type t);

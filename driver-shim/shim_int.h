@@ -19,11 +19,43 @@
 
 #include "shim.h"
 
-/* One object of the real file system, keyed by (dev, ino). Its O_PATH fd
- * pins it, so it stays usable after renames and unlinks. */
+/*
+ * The kernel orders some of our accesses for us (a handle is used only after
+ * the reply that created it, RELEASE comes after every request on the file
+ * was answered, an inode number is used only after its LOOKUP reply), but
+ * ThreadSanitizer cannot see through /dev/fuse. These annotations tell it.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define SHIM_HB_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define SHIM_HB_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define SHIM_HB_ACQUIRE(p) ((void)(p))
+#define SHIM_HB_RELEASE(p) ((void)(p))
+#endif
+
+/*
+ * One object of the real file system, keyed by (dev, ino).
+ *
+ * It is reached through an O_PATH fd, which keeps working after renames and
+ * unlinks. Keeping one fd per object the kernel remembers would run into
+ * RLIMIT_NOFILE on big trees, so objects also keep a file handle
+ * (name_to_handle_at) and their fd is a cache entry: at most fd_cache_max
+ * fds stay open, the least recently used unpinned ones are closed and
+ * reopened on demand with open_by_handle_at(). A handler pins the fds it
+ * uses (shim_fd()); pins are released when the handler returns.
+ * Objects on a file system without handles keep their fd for life.
+ */
 struct shim_inode {
-	struct shim_inode *next; /* hash chain; table lock */
-	int fd;                  /* O_PATH | O_NOFOLLOW */
+	struct shim_inode *next;     /* hash chain; table lock */
+	struct shim_inode *lru_prev; /* fd cache LRU; table lock */
+	struct shim_inode *lru_next;
+	int fd;                     /* O_PATH | O_NOFOLLOW, or -1 (not cached); table lock */
+	unsigned pins;              /* handlers using fd now; table lock */
+	bool dead;                  /* forgotten while pinned: the last unpin frees it */
+	bool fd_forever;            /* no handle: the fd is never evicted */
+	struct file_handle *handle; /* NULL if fd_forever */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;          /* S_IFMT bits */
@@ -36,7 +68,8 @@ struct shim {
 	struct fuse_session *se;
 	char *dir; /* canonical absolute path */
 	size_t dir_len;
-	int proc_fd; /* /proc/self/fd, O_PATH */
+	int proc_fd;  /* /proc/self/fd, O_PATH; opened by shim_run() (after any fork) */
+	int mount_fd; /* the root, O_RDONLY: open_by_handle_at() refuses O_PATH fds */
 	struct shim_inode root;
 	atomic_bool read_only;
 	bool mounted;
@@ -54,8 +87,16 @@ struct shim {
 	size_t n_buckets;
 	size_t n_inodes;
 	uint64_t next_file_id;
+	struct shim_inode *lru_head; /* most recently used cached fd */
+	struct shim_inode *lru_tail;
+	size_t n_cached_fds;
+	size_t fd_cache_max;
 
 	pthread_mutex_t ns_lock; /* serialises namespace ops + submit */
+
+	pthread_mutex_t handles_lock; /* the two lists below */
+	struct shim_fh *fhs;          /* open files */
+	struct shim_dir *dirs;        /* open directories */
 
 	atomic_uint_fast64_t st_ops;
 	atomic_uint_fast64_t st_bytes;
@@ -70,8 +111,20 @@ struct shim_inode *shim_inode_of(struct shim *s, fuse_ino_t ino);
 struct shim_inode *shim_inode_get(struct shim *s, int fd, const struct stat *st);
 /* Drop n lookup references; frees the object at zero. */
 void shim_inode_unref(struct shim *s, struct shim_inode *in, uint64_t n);
+/* The object's O_PATH fd, pinned until shim_pins_release() (which the ops
+ * table wrappers call when each handler returns). -errno on failure. */
+int shim_fd(struct shim *s, struct shim_inode *in);
+/* dfd/name is about to lose a link (unlink, rename over it): if we know the
+ * object, keep its fd for life, since a file handle cannot reopen an
+ * unlinked file that is still open. Called with ns_lock held. */
+void shim_inode_keep(struct shim *s, int dfd, const char *name);
+/* Release every pin taken by this thread. */
+void shim_pins_release(void);
 
-/* shim_path.c helpers (in shim_ops.c) */
+/* shim_ops.c: free handles the kernel never released (shim teardown). */
+void shim_handles_free_all(struct shim *s);
+
+/* shim_ops.c */
 char *shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "shim.h"
 #include "util.h"
 
@@ -82,6 +83,7 @@ main(int argc, char **argv)
 	}
 	cfg.dir = argv[optind];
 
+	log_init("mirror-shim", LOG_LVL_NOTICE, true, !foreground);
 	r = mr_raise_nofile();
 	if (r < 0)
 		fprintf(stderr, "mirror-shim: warning: cannot raise RLIMIT_NOFILE: %s\n",

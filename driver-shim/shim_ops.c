@@ -32,6 +32,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "shim_int.h"
 #include "util.h"
 
@@ -60,17 +61,27 @@ struct op_full {
 	struct shim_inode *in; /* R_ENTRY/R_CREATE: reference to drop if the reply fails */
 	struct shim_fh *fh;    /* R_CREATE/R_OPEN: handle to close if the reply fails */
 	size_t count;
+	bool replied; /* shim_op_reply() was called */
 };
 
-/* An open file. */
+static void send_reply(struct op_full *o);
+struct shim_fh;
+static void fh_free(struct shim *s, struct shim_fh *fh);
+
+/* An open file. Every handle is on the shim's list so that handles the
+ * kernel never released (unmounted while open) are freed with the shim. */
 struct shim_fh {
+	struct shim_fh *prev;
+	struct shim_fh *next;
 	int fd;
 	int flags; /* open flags as the application gave them */
 	bool writable;
 };
 
-/* An open directory. */
+/* An open directory (listed like files). */
 struct shim_dir {
+	struct shim_dir *prev;
+	struct shim_dir *next;
 	DIR *dp;
 	off_t offset;
 	struct dirent *entry;
@@ -85,7 +96,30 @@ req_shim(fuse_req_t req)
 static struct shim_fh *
 fh_of(const struct fuse_file_info *fi)
 {
-	return (struct shim_fh *)(uintptr_t)fi->fh;
+	struct shim_fh *fh = (struct shim_fh *)(uintptr_t)fi->fh;
+
+	SHIM_HB_ACQUIRE(fh);
+	return fh;
+}
+
+/* A copy of an open file's handle. Once a handler has replied, the kernel
+ * may send RELEASE, which closes the fd and frees the handle; so a handler
+ * calls fh_done() after its last use of the handle or its fd and before its
+ * reply (only ThreadSanitizer needs to be told: see SHIM_HB_*). */
+static struct shim_fh
+fh_get(const struct fuse_file_info *fi)
+{
+	const struct shim_fh *fh = fh_of(fi);
+
+	/* not the list links: other handles' open/release change those */
+	return (struct shim_fh){ .fd = fh->fd, .flags = fh->flags, .writable = fh->writable };
+}
+
+static void
+fh_done(const struct fuse_file_info *fi)
+{
+	if (fi != NULL)
+		SHIM_HB_RELEASE((void *)(uintptr_t)fi->fh);
 }
 
 static double
@@ -101,10 +135,36 @@ is_ro(const struct shim *s)
 	return atomic_load(&s->read_only);
 }
 
-static void
-proc_path(const struct shim_inode *in, char *buf, size_t len)
+/* Running out of descriptors breaks the application in confusing ways: say
+ * so clearly (each O_PATH inode and open file costs one fd). */
+static int
+fd_error(int e)
 {
-	(void)snprintf(buf, len, "/proc/self/fd/%d", in->fd);
+	if (e == EMFILE || e == ENFILE)
+		log_ratelimited(LOG_LVL_ERR, 10000,
+		                "shim: out of file descriptors err=%s (raise LimitNOFILE / "
+		                "fs.file-max; each cached inode and open file uses one)",
+		                e == EMFILE ? "EMFILE" : "ENFILE");
+	return e;
+}
+
+static void
+proc_path(int fd, char *buf, size_t len)
+{
+	(void)snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* Pin the object's fd and name it by its /proc path (for the calls that have
+ * no *at form taking an O_PATH fd: xattrs). */
+static int
+pin_proc_path(struct shim *s, struct shim_inode *in, char *buf, size_t len)
+{
+	int fd = shim_fd(s, in);
+
+	if (fd < 0)
+		return fd;
+	proc_path(fd, buf, len);
+	return 0;
 }
 
 char *
@@ -115,15 +175,18 @@ shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name)
 	struct stat st;
 	ssize_t n;
 	char *out;
-
 	if (dir != &s->root) {
-		proc_path(dir, proc, sizeof(proc));
+		int fd = shim_fd(s, dir);
+
+		if (fd < 0)
+			return NULL;
+		proc_path(fd, proc, sizeof(proc));
 		n = readlink(proc, buf, sizeof(buf) - 1);
 		if (n == -1)
 			return NULL;
 		buf[n] = '\0';
 		if (n > 10 && strcmp(buf + n - 10, " (deleted)") == 0 &&
-		    fstatat(dir->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		    fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
 		    st.st_nlink == 0)
 			return NULL;
 		if (strncmp(buf, s->dir, s->dir_len) != 0 || buf[s->dir_len] != '/')
@@ -171,9 +234,8 @@ static struct op_full *
 op_submit(struct shim *s, struct op_full *o)
 {
 	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
-	if (s->submit == NULL)
+	if (s->submit == NULL || !s->submit(s->submit_ctx, &o->op))
 		return o;
-	s->submit(s->submit_ctx, &o->op);
 	return NULL;
 }
 
@@ -184,11 +246,35 @@ op_finish(struct op_full *o)
 		shim_op_complete(&o->op);
 }
 
+static struct op_full *
+full_of(struct shim_op *op)
+{
+	return (struct op_full *)(void *)((char *)op - offsetof(struct op_full, op));
+}
+
+void
+shim_op_reply(struct shim_op *op)
+{
+	struct op_full *o = full_of(op);
+
+	MR_BUG_ON(o->replied);
+	send_reply(o);
+	o->replied = true;
+}
+
 void
 shim_op_complete(struct shim_op *op)
 {
-	struct op_full *o = (struct op_full *)((char *)op - offsetof(struct op_full, op));
+	struct op_full *o = full_of(op);
 
+	if (!o->replied)
+		send_reply(o);
+	op_free(o);
+}
+
+static void
+send_reply(struct op_full *o)
+{
 	switch (o->kind) {
 	case R_ERR:
 		fuse_reply_err(o->req, o->err);
@@ -201,7 +287,7 @@ shim_op_complete(struct shim_op *op)
 		if (fuse_reply_create(o->req, &o->e, &o->fi) != 0) {
 			shim_inode_unref(o->s, o->in, 1);
 			(void)close(o->fh->fd);
-			free(o->fh);
+			fh_free(o->s, o->fh);
 		}
 		break;
 	case R_ATTR:
@@ -213,11 +299,10 @@ shim_op_complete(struct shim_op *op)
 	case R_OPEN:
 		if (fuse_reply_open(o->req, &o->fi) != 0) {
 			(void)close(o->fh->fd);
-			free(o->fh);
+			fh_free(o->s, o->fh);
 		}
 		break;
 	}
-	op_free(o);
 }
 
 const char *
@@ -247,12 +332,15 @@ do_lookup(struct shim *s, struct shim_inode *dir, const char *name, struct fuse_
           struct shim_inode **out)
 {
 	struct shim_inode *in;
-	int fd, r;
+	int dfd, fd, r;
 
 	memset(e, 0, sizeof(*e));
-	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	dfd = shim_fd(s, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
-		return -errno;
+		return -fd_error(errno);
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1) {
 		r = -errno;
 		(void)close(fd);
@@ -290,7 +378,7 @@ apply_umask(fuse_req_t req)
  * uid, and its gid unless the parent directory is setgid. chown clears the
  * set-id bits of non-directories, so they are put back. */
 static int
-give_to_caller(fuse_req_t req, struct shim_inode *dir, const char *name, mode_t mode)
+give_to_caller(fuse_req_t req, int dfd, const char *name, mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	uid_t uid = ctx->uid;
@@ -298,15 +386,15 @@ give_to_caller(fuse_req_t req, struct shim_inode *dir, const char *name, mode_t 
 	struct stat pst;
 
 	if (uid == geteuid() && gid == getegid())
-		return 0;	/* already ours; a setgid parent gave its group */
-	if (fstatat(dir->fd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
+		return 0; /* already ours; a setgid parent gave its group */
+	if (fstatat(dfd, "", &pst, AT_EMPTY_PATH) == 0 && (pst.st_mode & S_ISGID))
 		gid = (gid_t)-1;
 	if (uid == geteuid() && gid == (gid_t)-1)
 		return 0;
-	if (fchownat(dir->fd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
+	if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
 		return -errno;
 	if (!S_ISDIR(mode) && !S_ISLNK(mode) && (mode & (S_ISUID | S_ISGID)) &&
-	    fchmodat(dir->fd, name, mode & 07777, 0) == -1)
+	    fchmodat(dfd, name, mode & 07777, 0) == -1)
 		return -errno;
 	return 0;
 }
@@ -384,11 +472,18 @@ sh_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct shim_inode *in = shim_inode_of(s, ino);
 	struct stat st;
 	int r;
+	if (fi != NULL) {
+		r = fstat(fh_get(fi).fd, &st);
+		fh_done(fi);
+	} else {
+		int fd = shim_fd(s, in);
 
-	if (fi != NULL)
-		r = fstat(fh_of(fi)->fd, &st);
-	else
-		r = fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (fd < 0) {
+			fuse_reply_err(req, -fd);
+			return;
+		}
+		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	}
 	if (r == -1) {
 		fuse_reply_err(req, errno);
 		return;
@@ -399,13 +494,13 @@ sh_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /* The setattr steps, in the order the kernel expects them. Stops at the first
  * failure; *done gets the SHIM_SET_* bits that took effect. */
 static int
-apply_setattr(struct shim_inode *in, struct shim_fh *fh, const struct stat *attr, int valid,
-              uint32_t *done)
+apply_setattr(struct shim_inode *in, int ifd, struct shim_fh *fh, const struct stat *attr,
+              int valid, uint32_t *done)
 {
 	char proc[40];
 	int r;
 
-	proc_path(in, proc, sizeof(proc));
+	proc_path(ifd, proc, sizeof(proc));
 	*done = 0;
 	if (valid & FUSE_SET_ATTR_MODE) {
 		r = fh != NULL ? fchmod(fh->fd, attr->st_mode)
@@ -417,8 +512,7 @@ apply_setattr(struct shim_inode *in, struct shim_fh *fh, const struct stat *attr
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-
-		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1)
+		if (fchownat(ifd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1)
 			return -errno;
 		*done |= (valid & FUSE_SET_ATTR_UID ? SHIM_SET_UID : 0) |
 		         (valid & FUSE_SET_ATTR_GID ? SHIM_SET_GID : 0);
@@ -443,7 +537,7 @@ apply_setattr(struct shim_inode *in, struct shim_fh *fh, const struct stat *attr
 		if (fh != NULL)
 			r = futimens(fh->fd, tv);
 		else if (S_ISLNK(in->type))
-			r = utimensat(in->fd, "", tv, AT_EMPTY_PATH);
+			r = utimensat(ifd, "", tv, AT_EMPTY_PATH);
 		else
 			r = utimensat(AT_FDCWD, proc, tv, 0);
 		if (r == -1)
@@ -459,13 +553,19 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct shim_fh *fh = fi != NULL ? fh_of(fi) : NULL;
+	struct shim_fh fh_copy = fi != NULL ? fh_get(fi) : (struct shim_fh){ .fd = -1 };
+	struct shim_fh *fh = fi != NULL ? &fh_copy : NULL;
 	struct op_full *o, *done_o;
 	uint32_t done;
-	int r;
+	int ifd, r;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ifd = shim_fd(s, in);
+	if (ifd < 0) {
+		fuse_reply_err(req, -ifd);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_SETATTR, in);
@@ -474,7 +574,8 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 		return;
 	}
 	pthread_mutex_lock(&in->lock);
-	r = apply_setattr(in, fh, attr, valid, &done);
+	r = apply_setattr(in, ifd, fh, attr, valid, &done);
+	fh_done(fi);
 	if (done == 0) {
 		/* nothing changed: an error, or only bits we need not act on */
 		pthread_mutex_unlock(&in->lock);
@@ -486,7 +587,7 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 		return;
 	}
 	/* Record what the object now is (exact times even for UTIME_NOW). */
-	if (fstatat(in->fd, "", &o->e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1 && r == 0)
+	if (fstatat(ifd, "", &o->e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1 && r == 0)
 		r = -errno;
 	o->op.valid = done;
 	o->op.mode = o->e.attr.st_mode;
@@ -514,8 +615,14 @@ sh_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct shim *s = req_shim(req);
 	char buf[PATH_MAX + 1];
 	ssize_t n;
+	int fd;
 
-	n = readlinkat(shim_inode_of(s, ino)->fd, "", buf, sizeof(buf));
+	fd = shim_fd(s, shim_inode_of(s, ino));
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	n = readlinkat(fd, "", buf, sizeof(buf));
 	if (n == -1) {
 		fuse_reply_err(req, errno);
 		return;
@@ -537,10 +644,15 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
 	enum shim_op_type type;
 	struct op_full *o, *done_o;
-	int r;
+	int dfd, r;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	dfd = shim_fd(s, dir);
+	if (dfd < 0) {
+		fuse_reply_err(req, -dfd);
 		return;
 	}
 	type = link != NULL ? SHIM_OP_SYMLINK : S_ISDIR(mode) ? SHIM_OP_MKDIR : SHIM_OP_MKNOD;
@@ -552,16 +664,16 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
 	if (link != NULL)
-		r = symlinkat(link, dir->fd, name);
+		r = symlinkat(link, dfd, name);
 	else if (S_ISDIR(mode))
-		r = mkdirat(dir->fd, name, mode);
+		r = mkdirat(dfd, name, mode);
 	else
-		r = mknodat(dir->fd, name, mode, rdev);
+		r = mknodat(dfd, name, mode, rdev);
 	r = r == -1 ? -errno : 0;
 	if (r == 0) {
-		r = give_to_caller(req, dir, name, link != NULL ? S_IFLNK : mode);
+		r = give_to_caller(req, dfd, name, link != NULL ? S_IFLNK : mode);
 		if (r < 0)
-			(void)unlinkat(dir->fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
+			(void)unlinkat(dfd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
 	}
 	if (r == 0)
 		r = do_lookup(s, dir, name, &o->e, &in);
@@ -609,10 +721,16 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino), *dir = shim_inode_of(s, newparent), *got;
 	struct op_full *o, *done_o;
-	int r;
+	int ifd, dfd, r;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ifd = shim_fd(s, in);
+	dfd = ifd < 0 ? ifd : shim_fd(s, dir);
+	if (dfd < 0) {
+		fuse_reply_err(req, -dfd);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_LINK, in);
@@ -622,7 +740,7 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	}
 	pthread_mutex_lock(&s->ns_lock);
 	o->op.path2 = shim_rel_path(s, in, NULL); /* an existing name, before */
-	r = linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH) == -1 ? -errno : 0;
+	r = linkat(ifd, "", dfd, newname, AT_EMPTY_PATH) == -1 ? -errno : 0;
 	if (r == 0)
 		r = do_lookup(s, dir, newname, &o->e, &got);
 	if (r < 0) {
@@ -645,9 +763,15 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent);
 	struct op_full *o, *done_o;
+	int dfd;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	dfd = shim_fd(s, dir);
+	if (dfd < 0) {
+		fuse_reply_err(req, -dfd);
 		return;
 	}
 	o = op_new(s, req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL);
@@ -656,7 +780,9 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 		return;
 	}
 	pthread_mutex_lock(&s->ns_lock);
-	if (unlinkat(dir->fd, name, flags) == -1) {
+	if (!flags)
+		shim_inode_keep(s, dfd, name);
+	if (unlinkat(dfd, name, flags) == -1) {
 		int e = errno;
 
 		pthread_mutex_unlock(&s->ns_lock);
@@ -690,9 +816,16 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *ndir = shim_inode_of(s, newparent);
 	struct op_full *o, *done_o;
+	int dfd, ndfd;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	dfd = shim_fd(s, dir);
+	ndfd = dfd < 0 ? dfd : shim_fd(s, ndir);
+	if (ndfd < 0) {
+		fuse_reply_err(req, -ndfd);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_RENAME, NULL);
@@ -701,7 +834,9 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 		return;
 	}
 	pthread_mutex_lock(&s->ns_lock);
-	if (syscall(SYS_renameat2, dir->fd, name, ndir->fd, newname, flags) == -1) {
+	if (!(flags & RENAME_EXCHANGE))
+		shim_inode_keep(s, ndfd, newname); /* may be replaced */
+	if (syscall(SYS_renameat2, dfd, name, ndfd, newname, flags) == -1) {
 		int e = errno;
 
 		pthread_mutex_unlock(&s->ns_lock);
@@ -725,7 +860,7 @@ open_writes(int flags)
 }
 
 static struct shim_fh *
-fh_new(int fd, int flags)
+fh_new(struct shim *s, int fd, int flags)
 {
 	struct shim_fh *fh = calloc(1, sizeof(*fh));
 
@@ -734,7 +869,54 @@ fh_new(int fd, int flags)
 	fh->fd = fd;
 	fh->flags = flags;
 	fh->writable = open_writes(flags);
+	pthread_mutex_lock(&s->handles_lock);
+	fh->next = s->fhs;
+	if (s->fhs != NULL)
+		s->fhs->prev = fh;
+	s->fhs = fh;
+	pthread_mutex_unlock(&s->handles_lock);
 	return fh;
+}
+
+/* Unlist and free a handle; its fd is the caller's business. */
+static void
+fh_free(struct shim *s, struct shim_fh *fh)
+{
+	pthread_mutex_lock(&s->handles_lock);
+	if (fh->prev != NULL)
+		fh->prev->next = fh->next;
+	else
+		s->fhs = fh->next;
+	if (fh->next != NULL)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&s->handles_lock);
+	free(fh);
+}
+
+static void
+dir_free(struct shim *s, struct shim_dir *d)
+{
+	pthread_mutex_lock(&s->handles_lock);
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		s->dirs = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&s->handles_lock);
+	(void)closedir(d->dp);
+	free(d);
+}
+
+void
+shim_handles_free_all(struct shim *s)
+{
+	while (s->fhs != NULL) {
+		(void)close(s->fhs->fd);
+		fh_free(s, s->fhs);
+	}
+	while (s->dirs != NULL)
+		dir_free(s, s->dirs);
 }
 
 static void
@@ -745,6 +927,7 @@ set_open_reply(struct shim *s, struct fuse_file_info *fi, struct shim_fh *fh)
 		fi->direct_io = 1; /* no page cache, as O_DIRECT on the real fs */
 	else
 		fi->keep_cache = !is_ro(s); /* all writes pass through this mount */
+	SHIM_HB_RELEASE(fh);                /* published before any reply carries it */
 }
 
 static void
@@ -771,11 +954,17 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		pthread_mutex_lock(&in->lock);
 	}
-	(void)snprintf(name, sizeof(name), "%d", in->fd);
-	fd = openat(s->proc_fd, name, flags | O_CLOEXEC);
-	fh = fd != -1 ? fh_new(fd, fi->flags) : NULL;
+	fd = shim_fd(s, in);
+	if (fd >= 0) {
+		(void)snprintf(name, sizeof(name), "%d", fd);
+		fd = openat(s->proc_fd, name, flags | O_CLOEXEC);
+	} else {
+		errno = -fd;
+		fd = -1;
+	}
+	fh = fd != -1 ? fh_new(s, fd, fi->flags) : NULL;
 	if (fh == NULL) {
-		int e = fd == -1 ? errno : ENOMEM;
+		int e = fd == -1 ? fd_error(errno) : ENOMEM;
 
 		if (fd != -1)
 			(void)close(fd);
@@ -790,14 +979,14 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (o == NULL) {
 		if (fuse_reply_open(req, fi) != 0) {
 			(void)close(fd);
-			free(fh);
+			fh_free(s, fh);
 		}
 		return;
 	}
 	o->kind = R_OPEN;
 	o->fi = *fi;
 	o->fh = fh;
-	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND));
+	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC));
 	o->op.path = shim_rel_path(s, in, NULL);
 	done_o = op_submit(s, o);
 	pthread_mutex_unlock(&in->lock);
@@ -812,10 +1001,15 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
 	struct op_full *o, *done_o;
 	struct shim_fh *fh = NULL;
-	int fd, r;
+	int dfd, fd, r;
 
 	if (is_ro(s)) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	dfd = shim_fd(s, dir);
+	if (dfd < 0) {
+		fuse_reply_err(req, -dfd);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_CREATE, NULL);
@@ -825,15 +1019,15 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
-	fd = openat(dir->fd, name,
+	fd = openat(dfd, name,
 	            (fi->flags | O_CREAT | O_CLOEXEC) & ~(O_NOFOLLOW | O_APPEND | O_NOCTTY), mode);
-	r = fd == -1 ? -errno : 0;
+	r = fd == -1 ? -fd_error(errno) : 0;
 	if (r == 0)
-		r = give_to_caller(req, dir, name, S_IFREG | mode);
+		r = give_to_caller(req, dfd, name, S_IFREG | mode);
 	if (r == 0)
 		r = do_lookup(s, dir, name, &o->e, &in);
 	if (r == 0) {
-		fh = fh_new(fd, fi->flags);
+		fh = fh_new(s, fd, fi->flags);
 		if (fh == NULL) {
 			shim_inode_unref(s, in, 1);
 			r = -ENOMEM;
@@ -854,7 +1048,8 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->fi = *fi;
 	o->op.file_id = in->file_id;
 	o->op.path = shim_rel_path(s, dir, name);
-	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND));
+	o->op.flags = (uint32_t)(fi->flags &
+	                         (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND | O_SYNC | O_DSYNC));
 	o->op.mode = o->e.attr.st_mode;
 	o->op.uid = o->e.attr.st_uid;
 	o->op.gid = o->e.attr.st_gid;
@@ -866,19 +1061,21 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 static void
 sh_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct shim_fh *fh = fh_of(fi);
+	struct shim_fh fh = fh_get(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	void *p;
 	ssize_t n;
 
 	(void)ino;
-	if (fh->flags & O_DIRECT) {
+	if (fh.flags & O_DIRECT) {
 		/* O_DIRECT needs an aligned buffer; libfuse's is not */
 		if (posix_memalign(&p, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
+			fh_done(fi);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		n = pread(fh->fd, p, size, off);
+		n = pread(fh.fd, p, size, off);
+		fh_done(fi);
 		if (n == -1)
 			fuse_reply_err(req, errno);
 		else
@@ -886,10 +1083,29 @@ sh_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		free(p);
 		return;
 	}
+#if defined(__SANITIZE_THREAD__)
+	/* libfuse (not instrumented) would read fh.fd while replying, after the
+	 * point where we can tell TSan we are done with it: copy instead. */
+	p = malloc(size ? size : 1);
+	if (p == NULL) {
+		fh_done(fi);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = pread(fh.fd, p, size, off);
+	fh_done(fi);
+	if (n == -1)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, p, (size_t)n);
+	free(p);
+	(void)buf;
+#else
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fh->fd;
+	buf.buf[0].fd = fh.fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+#endif
 }
 
 /*
@@ -901,27 +1117,31 @@ sh_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
  */
 static void
 sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	 struct fuse_file_info *fi)
+         struct fuse_file_info *fi)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct shim_fh *fh = fh_of(fi);
+	struct shim_fh fh = fh_get(fi);
 	struct op_full *o, *done_o;
 	const void *src = buf;
 	void *copy = NULL;
 	ssize_t n;
+	int e;
 
 	if (is_ro(s)) {
+		fh_done(fi);
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_WRITE, in);
 	if (o == NULL) {
+		fh_done(fi);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (s->submit != NULL || (fh->flags & O_DIRECT)) {
+	if (s->submit != NULL || (fh.flags & O_DIRECT)) {
 		if (posix_memalign(&copy, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
+			fh_done(fi);
 			op_free(o);
 			fuse_reply_err(req, ENOMEM);
 			return;
@@ -930,20 +1150,21 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 		src = copy;
 	}
 	pthread_mutex_lock(&in->lock);
-	n = pwrite(fh->fd, src, size, off);
+	n = pwrite(fh.fd, src, size, off);
+	e = n == -1 ? errno : 0;
+	if (n >= (ssize_t)SHIM_WRITEBEHIND_MIN) {
+		/* Streaming writes: start writeback now (asynchronously) so the disk
+		 * works while the next requests cross FUSE, not all at fsync. */
+		(void)sync_file_range(fh.fd, off, n, SYNC_FILE_RANGE_WRITE);
+	}
+	fh_done(fi);
 	if (n == -1) {
-		int e = errno;
-
 		pthread_mutex_unlock(&in->lock);
 		free(copy);
 		op_free(o);
 		fuse_reply_err(req, e);
 		return;
 	}
-	/* Streaming writes: start writeback now (asynchronously) so the disk
-	 * works while the next requests cross FUSE, instead of all at fsync. */
-	if ((size_t)n >= SHIM_WRITEBEHIND_MIN)
-		(void)sync_file_range(fh->fd, off, n, SYNC_FILE_RANGE_WRITE);
 	atomic_fetch_add_explicit(&s->st_bytes, (uint64_t)n, memory_order_relaxed);
 	o->kind = R_WRITE;
 	o->count = (size_t)n;
@@ -957,8 +1178,8 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 
 /* fallocate, fsync, flush and release: a data-path op with a plain reply. */
 static void
-data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, int mode, off_t off,
-        off_t len, int datasync)
+data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const void *hb, int mode,
+        off_t off, off_t len, int datasync)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
@@ -967,6 +1188,8 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, int mode
 
 	o = op_new(s, req, type, in);
 	if (o == NULL) {
+		if (hb != NULL)
+			SHIM_HB_RELEASE(hb);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -986,6 +1209,8 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, int mode
 	default:
 		break;
 	}
+	if (hb != NULL)
+		SHIM_HB_RELEASE(hb); /* done with the handle's fd (see fh_done) */
 	if (r == -1) {
 		int e = errno;
 
@@ -1011,39 +1236,42 @@ sh_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	data_op(req, ino, SHIM_OP_FALLOCATE, fh_of(fi)->fd, mode, off, len, 0);
+	data_op(req, ino, SHIM_OP_FALLOCATE, fh_get(fi).fd, (void *)(uintptr_t)fi->fh, mode, off,
+	        len, 0);
 }
 
 static void
 sh_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	data_op(req, ino, SHIM_OP_FSYNC, fh_of(fi)->fd, 0, 0, 0, datasync);
+	data_op(req, ino, SHIM_OP_FSYNC, fh_get(fi).fd, (void *)(uintptr_t)fi->fh, 0, 0, 0,
+	        datasync);
 }
 
 static void
 sh_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (!fh_of(fi)->writable) {
+	if (!fh_get(fi).writable) {
+		fh_done(fi);
 		fuse_reply_err(req, 0);
 		return;
 	}
-	data_op(req, ino, SHIM_OP_FLUSH, fh_of(fi)->fd, 0, 0, 0, 0);
+	data_op(req, ino, SHIM_OP_FLUSH, fh_get(fi).fd, (void *)(uintptr_t)fi->fh, 0, 0, 0, 0);
 }
 
 static void
 sh_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct shim_fh *fh = fh_of(fi);
+	struct shim_fh *fh = fh_of(fi); /* acquires every use published before */
 	int fd = fh->fd;
 	bool writable = fh->writable;
 
-	free(fh);
+	fh_free(req_shim(req), fh);
 	if (!writable) {
 		(void)close(fd);
 		fuse_reply_err(req, 0);
 		return;
 	}
-	data_op(req, ino, SHIM_OP_RELEASE, fd, 0, 0, 0, 0);
+	data_op(req, ino, SHIM_OP_RELEASE, fd, NULL, 0, 0, 0, 0);
 }
 
 static void
@@ -1052,7 +1280,8 @@ sh_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
 	off_t r;
 
 	(void)ino;
-	r = lseek(fh_of(fi)->fd, off, whence);
+	r = lseek(fh_get(fi).fd, off, whence);
+	fh_done(fi);
 	if (r == -1)
 		fuse_reply_err(req, errno);
 	else
@@ -1064,8 +1293,11 @@ sh_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct shim *s = req_shim(req);
 	struct statvfs sv;
+	int fd = shim_fd(s, shim_inode_of(s, ino));
 
-	if (fstatvfs(shim_inode_of(s, ino)->fd, &sv) == -1)
+	if (fd < 0)
+		fuse_reply_err(req, -fd);
+	else if (fstatvfs(fd, &sv) == -1)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);
@@ -1085,9 +1317,15 @@ sh_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fd = openat(shim_inode_of(s, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = shim_fd(s, shim_inode_of(s, ino));
+	if (fd >= 0) {
+		fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		errno = -fd;
+		fd = -1;
+	}
 	if (fd == -1 || (d->dp = fdopendir(fd)) == NULL) {
-		int e = errno;
+		int e = fd_error(errno);
 
 		if (fd != -1)
 			(void)close(fd);
@@ -1095,13 +1333,18 @@ sh_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, e);
 		return;
 	}
+	pthread_mutex_lock(&s->handles_lock);
+	d->next = s->dirs;
+	if (s->dirs != NULL)
+		s->dirs->prev = d;
+	s->dirs = d;
+	pthread_mutex_unlock(&s->handles_lock);
 	fi->fh = (uint64_t)(uintptr_t)d;
+	SHIM_HB_RELEASE(d);
 	fi->cache_readdir = !is_ro(s);
 	fi->keep_cache = !is_ro(s);
-	if (fuse_reply_open(req, fi) != 0) {
-		(void)closedir(d->dp);
-		free(d);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		dir_free(s, d);
 }
 
 static bool
@@ -1117,6 +1360,8 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, struct fus
 	struct shim *s = req_shim(req);
 	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
 	struct shim_inode *dir = shim_inode_of(s, ino);
+
+	SHIM_HB_ACQUIRE(d);
 	size_t rem = size;
 	char *buf, *p;
 	int err = 0;
@@ -1188,6 +1433,7 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, struct fus
 		d->entry = NULL;
 		d->offset = nextoff;
 	}
+	SHIM_HB_RELEASE(d); /* last use of d before the reply (see fh_get) */
 	if (err != 0 && p == buf)
 		fuse_reply_err(req, err);
 	else
@@ -1213,8 +1459,8 @@ sh_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	(void)closedir(d->dp);
-	free(d);
+	SHIM_HB_ACQUIRE(d);
+	dir_free(req_shim(req), d);
 	fuse_reply_err(req, 0);
 }
 
@@ -1222,8 +1468,11 @@ static void
 sh_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct shim_dir *d = (struct shim_dir *)(uintptr_t)fi->fh;
+	int fd;
 
-	data_op(req, ino, SHIM_OP_FSYNC, dirfd(d->dp), 0, 0, 0, datasync);
+	SHIM_HB_ACQUIRE(d);
+	fd = dirfd(d->dp);
+	data_op(req, ino, SHIM_OP_FSYNC, fd, d, 0, 0, 0, datasync);
 }
 
 /* ---- extended attributes -------------------------------------------------- */
@@ -1256,7 +1505,11 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 	memcpy(o->op.data, value, size);
 	o->op.len = size;
 	o->op.flags = (uint32_t)flags;
-	proc_path(in, proc, sizeof(proc));
+	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
+		op_free(o);
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	pthread_mutex_lock(&in->lock);
 	if (setxattr(proc, name, value, size, flags) == -1) {
 		int e = errno;
@@ -1285,7 +1538,10 @@ sh_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	proc_path(in, proc, sizeof(proc));
+	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	if (size == 0) {
 		n = getxattr(proc, name, NULL, 0);
 		if (n == -1)
@@ -1307,13 +1563,33 @@ sh_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	free(buf);
 }
 
+/* Drop the names a caller without CAP_SYS_ADMIN may not see (trusted.*), as
+ * the raw file system does: we list them as root. Returns the new length. */
+static size_t
+filter_xattr_names(char *buf, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = strnlen(buf + in, len - in) + 1;
+
+		if (strncmp(buf + in, "trusted.", 8) != 0) {
+			memmove(buf + out, buf + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
+}
+
 static void
 sh_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
+	bool privileged = fuse_req_ctx(req)->uid == 0;
 	char proc[40], *buf = NULL;
-	ssize_t n;
+	ssize_t n, cap;
 
 	if (S_ISLNK(in->type)) {
 		if (size == 0)
@@ -1322,8 +1598,11 @@ sh_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	proc_path(in, proc, sizeof(proc));
-	if (size == 0) {
+	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (privileged && size == 0) {
 		n = listxattr(proc, NULL, 0);
 		if (n == -1)
 			fuse_reply_err(req, errno);
@@ -1331,16 +1610,30 @@ sh_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			fuse_reply_xattr(req, (size_t)n);
 		return;
 	}
-	buf = malloc(size);
+	/* unprivileged callers: read the whole list to filter it first */
+	cap = privileged ? (ssize_t)size : listxattr(proc, NULL, 0);
+	if (cap == -1) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf = malloc(cap > 0 ? (size_t)cap : 1);
 	if (buf == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = listxattr(proc, buf, size);
-	if (n == -1)
+	n = listxattr(proc, buf, (size_t)cap);
+	if (n == -1) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
+	} else {
+		if (!privileged)
+			n = (ssize_t)filter_xattr_names(buf, (size_t)n);
+		if (size == 0)
+			fuse_reply_xattr(req, (size_t)n);
+		else if ((size_t)n > size)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+	}
 	free(buf);
 }
 
@@ -1367,7 +1660,11 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	proc_path(in, proc, sizeof(proc));
+	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
+		op_free(o);
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	pthread_mutex_lock(&in->lock);
 	if (removexattr(proc, name) == -1) {
 		int e = errno;
@@ -1384,38 +1681,93 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	op_finish(done_o);
 }
 
+/*
+ * The ops table points at these wrappers: each runs the handler, then drops
+ * the fd pins the handler took (shim_fd()).
+ */
+#define WRAP(op, params, args)                                                                     \
+	static void w_##op params                                                                  \
+	{                                                                                          \
+		sh_##op args;                                                                      \
+		shim_pins_release();                                                               \
+	}
+#define WRAP_FI WRAP
+
+WRAP(lookup, (fuse_req_t req, fuse_ino_t p, const char *n), (req, p, n))
+WRAP_FI(getattr, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), (req, i, fi))
+WRAP_FI(setattr, (fuse_req_t req, fuse_ino_t i, struct stat *a, int v, struct fuse_file_info *fi),
+        (req, i, a, v, fi))
+WRAP(readlink, (fuse_req_t req, fuse_ino_t i), (req, i))
+WRAP(mknod, (fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d), (req, p, n, m, d))
+WRAP(mkdir, (fuse_req_t req, fuse_ino_t p, const char *n, mode_t m), (req, p, n, m))
+WRAP(symlink, (fuse_req_t req, const char *l, fuse_ino_t p, const char *n), (req, l, p, n))
+WRAP(link, (fuse_req_t req, fuse_ino_t i, fuse_ino_t p, const char *n), (req, i, p, n))
+WRAP(unlink, (fuse_req_t req, fuse_ino_t p, const char *n), (req, p, n))
+WRAP(rmdir, (fuse_req_t req, fuse_ino_t p, const char *n), (req, p, n))
+WRAP(rename,
+     (fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned int f),
+     (req, p, n, np, nn, f))
+WRAP_FI(open, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), (req, i, fi))
+WRAP_FI(create, (fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *fi),
+        (req, p, n, m, fi))
+WRAP_FI(read, (fuse_req_t req, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *fi),
+        (req, i, sz, o, fi))
+WRAP_FI(write,
+        (fuse_req_t req, fuse_ino_t i, const char *b, size_t sz, off_t o,
+         struct fuse_file_info *fi),
+        (req, i, b, sz, o, fi))
+WRAP_FI(flush, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), (req, i, fi))
+WRAP_FI(fsync, (fuse_req_t req, fuse_ino_t i, int d, struct fuse_file_info *fi), (req, i, d, fi))
+WRAP_FI(fallocate,
+        (fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l, struct fuse_file_info *fi),
+        (req, i, m, o, l, fi))
+WRAP_FI(lseek, (fuse_req_t req, fuse_ino_t i, off_t o, int w, struct fuse_file_info *fi),
+        (req, i, o, w, fi))
+WRAP(statfs, (fuse_req_t req, fuse_ino_t i), (req, i))
+WRAP_FI(opendir, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), (req, i, fi))
+WRAP_FI(readdir, (fuse_req_t req, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *fi),
+        (req, i, sz, o, fi))
+WRAP_FI(readdirplus, (fuse_req_t req, fuse_ino_t i, size_t sz, off_t o, struct fuse_file_info *fi),
+        (req, i, sz, o, fi))
+WRAP_FI(fsyncdir, (fuse_req_t req, fuse_ino_t i, int d, struct fuse_file_info *fi), (req, i, d, fi))
+WRAP(setxattr, (fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t sz, int f),
+     (req, i, n, v, sz, f))
+WRAP(getxattr, (fuse_req_t req, fuse_ino_t i, const char *n, size_t sz), (req, i, n, sz))
+WRAP(listxattr, (fuse_req_t req, fuse_ino_t i, size_t sz), (req, i, sz))
+WRAP(removexattr, (fuse_req_t req, fuse_ino_t i, const char *n), (req, i, n))
+
 const struct fuse_lowlevel_ops shim_ll_ops = {
 	.init = sh_init,
-	.lookup = sh_lookup,
+	.lookup = w_lookup,
 	.forget = sh_forget,
 	.forget_multi = sh_forget_multi,
-	.getattr = sh_getattr,
-	.setattr = sh_setattr,
-	.readlink = sh_readlink,
-	.mknod = sh_mknod,
-	.mkdir = sh_mkdir,
-	.symlink = sh_symlink,
-	.link = sh_link,
-	.unlink = sh_unlink,
-	.rmdir = sh_rmdir,
-	.rename = sh_rename,
-	.open = sh_open,
-	.create = sh_create,
-	.read = sh_read,
-	.write = sh_write,
-	.flush = sh_flush,
+	.getattr = w_getattr,
+	.setattr = w_setattr,
+	.readlink = w_readlink,
+	.mknod = w_mknod,
+	.mkdir = w_mkdir,
+	.symlink = w_symlink,
+	.link = w_link,
+	.unlink = w_unlink,
+	.rmdir = w_rmdir,
+	.rename = w_rename,
+	.open = w_open,
+	.create = w_create,
+	.read = w_read,
+	.write = w_write,
+	.flush = w_flush,
 	.release = sh_release,
-	.fsync = sh_fsync,
-	.fallocate = sh_fallocate,
-	.lseek = sh_lseek,
-	.statfs = sh_statfs,
-	.opendir = sh_opendir,
-	.readdir = sh_readdir,
-	.readdirplus = sh_readdirplus,
+	.fsync = w_fsync,
+	.fallocate = w_fallocate,
+	.lseek = w_lseek,
+	.statfs = w_statfs,
+	.opendir = w_opendir,
+	.readdir = w_readdir,
+	.readdirplus = w_readdirplus,
 	.releasedir = sh_releasedir,
-	.fsyncdir = sh_fsyncdir,
-	.setxattr = sh_setxattr,
-	.getxattr = sh_getxattr,
-	.listxattr = sh_listxattr,
-	.removexattr = sh_removexattr,
+	.fsyncdir = w_fsyncdir,
+	.setxattr = w_setxattr,
+	.getxattr = w_getxattr,
+	.listxattr = w_listxattr,
+	.removexattr = w_removexattr,
 };

@@ -10,7 +10,9 @@ PKGS=(
 	libuv1-dev libssl-dev libxxhash-dev libinih-dev zlib1g-dev libfuse3-dev fuse3
 	libxml2-dev libxml2-utils libjansson-dev libcmocka-dev
 	# tools used by scripts and tests
-	openssl iproute2 util-linux procps python3 psmisc
+	openssl iproute2 util-linux procps python3 psmisc acl
+	# fuzzing (libFuzzer)
+	clang libclang-rt-14-dev
 )
 
 missing=()

@@ -102,7 +102,7 @@ record(const struct shim_op *op)
 }
 
 /* The submit callback: FUSE worker thread, ordering lock held. */
-static void
+static bool
 submit(void *ctx, struct shim_op *op)
 {
 	(void)ctx;
@@ -112,10 +112,10 @@ submit(void *ctx, struct shim_op *op)
 		eng.pending[eng.n_pending++] = op;
 		pthread_cond_broadcast(&eng.cond);
 		pthread_mutex_unlock(&eng.lock);
-		return;
+		return true; /* taken: completed later by release_all() */
 	}
 	pthread_mutex_unlock(&eng.lock);
-	shim_op_complete(op); /* the engine may complete from any thread */
+	return false; /* not taken: the shim completes it itself */
 }
 
 static void

@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * proto.c - encode/decode of the replication protocol (see proto.h and
+ * docs/PROTOCOL.md for the byte layouts).
+ *
+ * Pure: no I/O, no logging, no allocation. Any thread. It does NOT decide
+ * anything about the link (handshake checks, seq order, acks): that is peer.c
+ * and repl.c. Invariants: decoding never reads outside [payload, payload+len),
+ * every decoded string/data points into the payload, and the encoding is
+ * canonical: a frame that decodes re-encodes to the very same bytes (the
+ * fuzzer checks this).
+ */
+#include "proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../driver-shim/shim.h"
+#include "err.h"
+#include "util.h"
+
+_Static_assert(PROTO_OP_MIN == SHIM_OP_OPEN, "PROTO_OP_MIN must match enum shim_op_type");
+_Static_assert(PROTO_OP_MAX == SHIM_OP_RELEASE, "PROTO_OP_MAX must match enum shim_op_type");
+
+#define NSEC_PER_SEC 1000000000u
+
+/* Fixed parts of the payloads (see docs/PROTOCOL.md). */
+#define HELLO_FIXED  (2u + 1u + 2u + 2u + 16u + 16u + 8u)
+#define REFUSE_FIXED (2u + 2u)
+#define OP_FIXED     (8u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + 8u + 4u + 8u + 4u + 2u * 3 + 4u)
+#define ACK_LEN      16u
+#define PING_LEN     8u
+#define STR_MAX_LEN  (PROTO_MAX_STR - 1u)
+
+_Static_assert(OP_FIXED + 3u * STR_MAX_LEN + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD,
+               "largest OP must fit PROTO_MAX_PAYLOAD");
+_Static_assert(HELLO_FIXED + 2u * STR_MAX_LEN <= PROTO_MAX_PAYLOAD, "HELLO must fit");
+
+static const char empty[1] = "";
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
+
+/* Format a reason into err (which may be NULL or 0 bytes long). */
+static void
+set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+/* Largest valid payload of each type, so a reader can refuse an oversized
+ * frame from its header alone, before buffering it. */
+static uint32_t
+type_max_payload(uint16_t type)
+{
+	switch (type) {
+	case PROTO_HELLO:
+		return HELLO_FIXED + 2u * STR_MAX_LEN;
+	case PROTO_REFUSE:
+		return REFUSE_FIXED + STR_MAX_LEN;
+	case PROTO_OP:
+		return OP_FIXED + 3u * STR_MAX_LEN + PROTO_MAX_DATA;
+	case PROTO_ACK:
+		return ACK_LEN;
+	case PROTO_PING:
+	case PROTO_PONG:
+		return PING_LEN;
+	default:
+		return 0;
+	}
+}
+
+const char *
+proto_type_name(uint16_t type)
+{
+	switch (type) {
+	case PROTO_HELLO:
+		return "hello";
+	case PROTO_REFUSE:
+		return "refuse";
+	case PROTO_OP:
+		return "op";
+	case PROTO_ACK:
+		return "ack";
+	case PROTO_PING:
+		return "ping";
+	case PROTO_PONG:
+		return "pong";
+	default:
+		return "unknown";
+	}
+}
+
+/* ---- big-endian primitives ---------------------------------------------- */
+
+static uint16_t
+be16(const uint8_t *p)
+{
+	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t
+be64(const uint8_t *p)
+{
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+/* Two's complement without implementation-defined conversions. */
+static int64_t
+u64_to_i64(uint64_t u)
+{
+	if (u <= (uint64_t)INT64_MAX)
+		return (int64_t)u;
+	return -(int64_t)(~u) - 1;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+/* A cursor over one payload. The first failure is remembered with the field
+ * it happened in; later reads are no-ops returning zero. */
+struct rd {
+	const uint8_t *p;
+	size_t left;
+	const char *what; /* first failure: "truncated" / "string too long"... */
+	const char *field;
+};
+
+static const uint8_t *
+rd_take(struct rd *r, size_t n, const char *field)
+{
+	const uint8_t *p;
+
+	if (r->what != NULL)
+		return NULL;
+	if (n > r->left) {
+		r->what = "truncated";
+		r->field = field;
+		return NULL;
+	}
+	p = r->p;
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static uint8_t
+rd_u8(struct rd *r, const char *field)
+{
+	const uint8_t *p = rd_take(r, 1, field);
+
+	return p != NULL ? p[0] : 0;
+}
+
+static uint16_t
+rd_u16(struct rd *r, const char *field)
+{
+	const uint8_t *p = rd_take(r, 2, field);
+
+	return p != NULL ? be16(p) : 0;
+}
+
+static uint32_t
+rd_u32(struct rd *r, const char *field)
+{
+	const uint8_t *p = rd_take(r, 4, field);
+
+	return p != NULL ? be32(p) : 0;
+}
+
+static uint64_t
+rd_u64(struct rd *r, const char *field)
+{
+	const uint8_t *p = rd_take(r, 8, field);
+
+	return p != NULL ? be64(p) : 0;
+}
+
+static void
+rd_bytes(struct rd *r, uint8_t *dst, size_t n, const char *field)
+{
+	const uint8_t *p = rd_take(r, n, field);
+
+	if (p != NULL)
+		memcpy(dst, p, n);
+	else
+		memset(dst, 0, n);
+}
+
+static void
+rd_fail(struct rd *r, const char *what, const char *field)
+{
+	if (r->what == NULL) {
+		r->what = what;
+		r->field = field;
+	}
+}
+
+static void
+rd_str(struct rd *r, struct proto_str *s, const char *field)
+{
+	uint16_t len = rd_u16(r, field);
+	const uint8_t *p;
+
+	s->p = empty;
+	s->len = 0;
+	if (len > STR_MAX_LEN) {
+		rd_fail(r, "string too long", field);
+		return;
+	}
+	p = rd_take(r, len, field);
+	if (p == NULL)
+		return;
+	if (memchr(p, '\0', len) != NULL) {
+		rd_fail(r, "NUL byte in string", field);
+		return;
+	}
+	if (len > 0)
+		s->p = (const char *)p;
+	s->len = len;
+}
+
+static void
+rd_nsec(struct rd *r, uint32_t *nsec, const char *field)
+{
+	*nsec = rd_u32(r, field);
+	if (*nsec >= NSEC_PER_SEC)
+		rd_fail(r, "nanoseconds out of range", field);
+}
+
+static void
+decode_hello(struct rd *r, struct proto_hello *h)
+{
+	h->version = rd_u16(r, "version");
+	h->role = rd_u8(r, "role");
+	if (h->role > PROTO_ROLE_SECONDARY)
+		rd_fail(r, "unknown role", "role");
+	rd_str(r, &h->node, "node");
+	rd_str(r, &h->module, "module");
+	rd_bytes(r, h->config_hash, sizeof(h->config_hash), "config_hash");
+	rd_bytes(r, h->generation, sizeof(h->generation), "generation");
+	h->last_seq = rd_u64(r, "last_seq");
+}
+
+static void
+decode_refuse(struct rd *r, struct proto_refuse *f)
+{
+	f->code = rd_u16(r, "code"); /* unknown codes are kept: the text explains */
+	rd_str(r, &f->text, "text");
+}
+
+static void
+decode_op(struct rd *r, struct proto_op *o)
+{
+	const uint8_t *data;
+
+	o->seq = rd_u64(r, "seq");
+	o->type = rd_u8(r, "type");
+	if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
+		rd_fail(r, "unknown op type", "type");
+	o->flags = rd_u32(r, "flags");
+	o->valid = rd_u32(r, "valid");
+	o->file_id = rd_u64(r, "file_id");
+	o->mode = rd_u32(r, "mode");
+	o->uid = rd_u32(r, "uid");
+	o->gid = rd_u32(r, "gid");
+	o->rdev = rd_u64(r, "rdev");
+	o->off = rd_u64(r, "off");
+	o->size = rd_u64(r, "size");
+	o->atime_sec = u64_to_i64(rd_u64(r, "atime_sec"));
+	rd_nsec(r, &o->atime_nsec, "atime_nsec");
+	o->mtime_sec = u64_to_i64(rd_u64(r, "mtime_sec"));
+	rd_nsec(r, &o->mtime_nsec, "mtime_nsec");
+	rd_str(r, &o->path, "path");
+	rd_str(r, &o->path2, "path2");
+	rd_str(r, &o->name, "name");
+	o->data = empty;
+	o->data_len = rd_u32(r, "data_len");
+	if (o->data_len > PROTO_MAX_DATA) {
+		rd_fail(r, "data too long", "data_len");
+		o->data_len = 0;
+		return;
+	}
+	data = rd_take(r, o->data_len, "data");
+	if (data == NULL) {
+		o->data_len = 0;
+		return;
+	}
+	if (o->data_len > 0)
+		o->data = data;
+}
+
+int
+proto_hdr_decode(const uint8_t hdr[PROTO_HDR_LEN], uint16_t *type, uint32_t *payload_len, char *err,
+                 size_t err_len)
+{
+	uint32_t len = be32(hdr);
+	uint16_t t = be16(hdr + 4);
+	uint16_t flags = be16(hdr + 6);
+
+	if (flags != 0) {
+		set_err(err, err_len, "reserved flags 0x%04x set in frame header", flags);
+		return MR_EPROTO;
+	}
+	if (type_max_payload(t) == 0) {
+		set_err(err, err_len, "unknown frame type %u", t);
+		return MR_EPROTO;
+	}
+	if (len > type_max_payload(t)) {
+		set_err(err, err_len, "%s frame of %u bytes exceeds the %u-byte limit",
+		        proto_type_name(t), len, type_max_payload(t));
+		return MR_ETOOBIG;
+	}
+	*type = t;
+	*payload_len = len;
+	return 0;
+}
+
+int
+proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct proto_msg *msg,
+             char *err, size_t err_len)
+{
+	struct rd r = { .p = payload, .left = payload_len };
+
+	*msg = (struct proto_msg){ .type = (enum proto_type)type };
+	switch (type) {
+	case PROTO_HELLO:
+		decode_hello(&r, &msg->u.hello);
+		break;
+	case PROTO_REFUSE:
+		decode_refuse(&r, &msg->u.refuse);
+		break;
+	case PROTO_OP:
+		decode_op(&r, &msg->u.op);
+		break;
+	case PROTO_ACK:
+		msg->u.ack.seq = rd_u64(&r, "seq");
+		msg->u.ack.durable_seq = rd_u64(&r, "durable_seq");
+		break;
+	case PROTO_PING:
+	case PROTO_PONG:
+		msg->u.ping.token = rd_u64(&r, "token");
+		break;
+	default:
+		set_err(err, err_len, "unknown message type %u", type);
+		return MR_EPROTO;
+	}
+	if (r.what != NULL) {
+		set_err(err, err_len, "%s: %s in field %s", proto_type_name(type), r.what, r.field);
+		goto err;
+	}
+	if (r.left != 0) {
+		set_err(err, err_len, "%s: %zu trailing bytes", proto_type_name(type), r.left);
+		goto err;
+	}
+	return 0;
+
+err:
+	/* Leave no half-decoded message behind for a careless caller. */
+	*msg = (struct proto_msg){ .type = (enum proto_type)type };
+	return MR_EPROTO;
+}
+
+int
+proto_hello_version(const uint8_t *payload, uint32_t payload_len, uint16_t *version)
+{
+	if (payload_len < 2)
+		return MR_EPROTO;
+	*version = be16(payload);
+	return 0;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/* 0 if s can be encoded, else MR_ETOOBIG / MR_EPROTO. */
+static int
+str_check(const struct proto_str *s)
+{
+	if (s->len > STR_MAX_LEN)
+		return MR_ETOOBIG;
+	if (s->len > 0 && (s->p == NULL || memchr(s->p, '\0', s->len) != NULL))
+		return MR_EPROTO;
+	return 0;
+}
+
+/* Validate msg and compute its payload length. Returns 0 or the error that
+ * proto_encode() reports. */
+static int
+payload_len_of(const struct proto_msg *msg, size_t *len)
+{
+	const struct proto_op *o;
+	int r;
+
+	switch (msg->type) {
+	case PROTO_HELLO:
+		if (msg->u.hello.role > PROTO_ROLE_SECONDARY)
+			return MR_EPROTO;
+		if ((r = str_check(&msg->u.hello.node)) < 0 ||
+		    (r = str_check(&msg->u.hello.module)) < 0)
+			return r;
+		*len = HELLO_FIXED + msg->u.hello.node.len + msg->u.hello.module.len;
+		return 0;
+	case PROTO_REFUSE:
+		if ((r = str_check(&msg->u.refuse.text)) < 0)
+			return r;
+		*len = REFUSE_FIXED + msg->u.refuse.text.len;
+		return 0;
+	case PROTO_OP:
+		o = &msg->u.op;
+		if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
+			return MR_EPROTO;
+		if (o->atime_nsec >= NSEC_PER_SEC || o->mtime_nsec >= NSEC_PER_SEC)
+			return MR_EPROTO;
+		if ((r = str_check(&o->path)) < 0 || (r = str_check(&o->path2)) < 0 ||
+		    (r = str_check(&o->name)) < 0)
+			return r;
+		if (o->data_len > PROTO_MAX_DATA)
+			return MR_ETOOBIG;
+		if (o->data_len > 0 && o->data == NULL)
+			return MR_EPROTO;
+		*len = OP_FIXED + (size_t)o->path.len + o->path2.len + o->name.len + o->data_len;
+		return 0;
+	case PROTO_ACK:
+		*len = ACK_LEN;
+		return 0;
+	case PROTO_PING:
+	case PROTO_PONG:
+		*len = PING_LEN;
+		return 0;
+	default:
+		return MR_EPROTO;
+	}
+}
+
+size_t
+proto_encoded_len(const struct proto_msg *msg)
+{
+	size_t len;
+
+	if (payload_len_of(msg, &len) < 0)
+		return 0;
+	return PROTO_HDR_LEN + len;
+}
+
+static uint8_t *
+w_str(uint8_t *p, const struct proto_str *s)
+{
+	put16(p, s->len);
+	if (s->len > 0)
+		memcpy(p + 2, s->p, s->len);
+	return p + 2 + s->len;
+}
+
+static uint8_t *
+w_op(uint8_t *p, const struct proto_op *o)
+{
+	put64(p, o->seq);
+	p[8] = o->type;
+	put32(p + 9, o->flags);
+	put32(p + 13, o->valid);
+	put64(p + 17, o->file_id);
+	put32(p + 25, o->mode);
+	put32(p + 29, o->uid);
+	put32(p + 33, o->gid);
+	put64(p + 37, o->rdev);
+	put64(p + 45, o->off);
+	put64(p + 53, o->size);
+	put64(p + 61, (uint64_t)o->atime_sec);
+	put32(p + 69, o->atime_nsec);
+	put64(p + 73, (uint64_t)o->mtime_sec);
+	put32(p + 81, o->mtime_nsec);
+	p = w_str(p + 85, &o->path);
+	p = w_str(p, &o->path2);
+	p = w_str(p, &o->name);
+	put32(p, o->data_len);
+	if (o->data_len > 0)
+		memcpy(p + 4, o->data, o->data_len);
+	return p + 4 + o->data_len;
+}
+
+long
+proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
+{
+	const struct proto_hello *h = &msg->u.hello;
+	uint8_t *p = buf + PROTO_HDR_LEN, *end;
+	size_t len;
+	int r;
+
+	r = payload_len_of(msg, &len);
+	if (r < 0)
+		return r;
+	if (cap < PROTO_HDR_LEN + len)
+		return -ENOSPC;
+	MR_BUG_ON(len > type_max_payload((uint16_t)msg->type));
+
+	put32(buf, (uint32_t)len);
+	put16(buf + 4, (uint16_t)msg->type);
+	put16(buf + 6, 0);
+	switch (msg->type) {
+	case PROTO_HELLO:
+		put16(p, h->version);
+		p[2] = h->role;
+		p = w_str(p + 3, &h->node);
+		p = w_str(p, &h->module);
+		memcpy(p, h->config_hash, sizeof(h->config_hash));
+		memcpy(p + 16, h->generation, sizeof(h->generation));
+		put64(p + 32, h->last_seq);
+		end = p + 40;
+		break;
+	case PROTO_REFUSE:
+		put16(p, msg->u.refuse.code);
+		end = w_str(p + 2, &msg->u.refuse.text);
+		break;
+	case PROTO_OP:
+		end = w_op(p, &msg->u.op);
+		break;
+	case PROTO_ACK:
+		put64(p, msg->u.ack.seq);
+		put64(p + 8, msg->u.ack.durable_seq);
+		end = p + 16;
+		break;
+	default: /* PING, PONG: payload_len_of() refused anything else */
+		put64(p, msg->u.ping.token);
+		end = p + 8;
+		break;
+	}
+	MR_BUG_ON((size_t)(end - buf) != PROTO_HDR_LEN + len);
+	return (long)(PROTO_HDR_LEN + len);
+}
+
+/* ---- path check ---------------------------------------------------------- */
+
+int
+proto_path_check(const struct proto_str *path, bool allow_empty, char *err, size_t err_len)
+{
+	size_t i, start;
+
+	if (path->len == 0) {
+		if (allow_empty)
+			return 0;
+		set_err(err, err_len, "empty path");
+		return MR_EPROTO;
+	}
+	if (path->p == NULL) {
+		set_err(err, err_len, "path has no bytes");
+		return MR_EPROTO;
+	}
+	if (path->len > STR_MAX_LEN) {
+		set_err(err, err_len, "path of %u bytes is longer than %u", path->len, STR_MAX_LEN);
+		return MR_EPROTO;
+	}
+	if (memchr(path->p, '\0', path->len) != NULL) {
+		set_err(err, err_len, "NUL byte in path");
+		return MR_EPROTO;
+	}
+	if (path->p[0] == '/') {
+		set_err(err, err_len, "absolute path");
+		return MR_EPROTO;
+	}
+	if (path->p[path->len - 1] == '/') {
+		set_err(err, err_len, "trailing '/' in path");
+		return MR_EPROTO;
+	}
+	/* Components are [start, i): never empty, ".", or "..". */
+	for (start = 0, i = 0; i <= path->len; i++) {
+		size_t n;
+
+		if (i < path->len && path->p[i] != '/')
+			continue;
+		n = i - start;
+		if (n == 0) {
+			set_err(err, err_len, "empty component in path");
+			return MR_EPROTO;
+		}
+		if ((n == 1 && path->p[start] == '.') ||
+		    (n == 2 && path->p[start] == '.' && path->p[start + 1] == '.')) {
+			set_err(err, err_len, "'%.*s' component in path", (int)n, path->p + start);
+			return MR_EPROTO;
+		}
+		start = i + 1;
+	}
+	return 0;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * proto.h - the replication protocol between the two mirrord of a module
+ * (docs/PROTOCOL.md is the prose version). Pure encode/decode: no I/O, no
+ * logging, no allocation on the decode path (decoded strings and data point
+ * into the caller's frame buffer). Any thread. Fuzzed (tests/fuzz/).
+ *
+ * A frame is an 8-byte header followed by `len` bytes of payload, all
+ * integers big-endian:
+ *
+ *   u32 len     payload length, at most PROTO_MAX_PAYLOAD
+ *   u16 type    enum proto_type
+ *   u16 flags   0 (reserved; a frame with other bits set is refused)
+ *
+ * The link runs inside TLS 1.3; the first frame each side sends is HELLO, and
+ * nothing else is accepted before both HELLOs were checked.
+ */
+#ifndef MR_PROTO_H
+#define MR_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION     1
+#define PROTO_HDR_LEN     8u
+#define PROTO_MAX_DATA    (1u << 20) /* largest write / xattr value carried */
+#define PROTO_MAX_STR     4096u      /* paths, names: bytes, no NUL */
+#define PROTO_MAX_PAYLOAD (PROTO_MAX_DATA + 3u * PROTO_MAX_STR + 256u)
+
+/* Range of struct proto_op.type: enum shim_op_type from SHIM_OP_OPEN to
+ * SHIM_OP_RELEASE (proto.c checks this against driver-shim/shim.h). */
+#define PROTO_OP_MIN 1u
+#define PROTO_OP_MAX 17u
+
+enum proto_type {
+	PROTO_HELLO = 1,  /* first frame, both ways */
+	PROTO_REFUSE = 2, /* pairing refused: code + text; the sender then closes */
+	PROTO_OP = 3,     /* one op record, primary -> secondary */
+	PROTO_ACK = 4,    /* cumulative ack, secondary -> primary */
+	PROTO_PING = 5,   /* keepalive, either way; answered by PONG */
+	PROTO_PONG = 6,
+};
+
+enum proto_role {
+	PROTO_ROLE_NONE = 0,
+	PROTO_ROLE_PRIMARY = 1,
+	PROTO_ROLE_SECONDARY = 2,
+};
+
+enum proto_refuse_code {
+	PROTO_REFUSE_VERSION = 1, /* unsupported protocol version */
+	PROTO_REFUSE_MODULE = 2,  /* different module name */
+	PROTO_REFUSE_CONFIG = 3,  /* configuration hash differs */
+	PROTO_REFUSE_NODE = 4,    /* unexpected node name */
+	PROTO_REFUSE_ROLE = 5,    /* roles do not fit (two primaries...) */
+	PROTO_REFUSE_DATA = 6,    /* data generations do not allow pairing */
+};
+
+/* A counted string inside a frame: not NUL-terminated. */
+struct proto_str {
+	const char *p; /* borrowed: points into the frame */
+	uint16_t len;
+};
+
+struct proto_hello {
+	uint16_t version;      /* PROTO_VERSION */
+	uint8_t role;          /* enum proto_role */
+	struct proto_str node; /* sender's node name */
+	struct proto_str module;
+	uint8_t config_hash[16];
+	uint8_t generation[16]; /* current data generation id */
+	uint64_t last_seq;      /* secondary: last applied seq; primary: next seq - 1 */
+};
+
+struct proto_refuse {
+	uint16_t code;         /* enum proto_refuse_code */
+	struct proto_str text; /* for the admin, e.g. both hashes */
+};
+
+/* An op record: the wire form of struct shim_op (driver-shim/shim.h) plus
+ * its sequence number. Fields an op type does not use are zero / empty. */
+struct proto_op {
+	uint64_t seq; /* 1, 2, 3...: one total order */
+	uint8_t type; /* enum shim_op_type */
+	uint32_t flags;
+	uint32_t valid;
+	uint64_t file_id;
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t rdev;
+	uint64_t off;
+	uint64_t size;
+	int64_t atime_sec;
+	uint32_t atime_nsec;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	struct proto_str path; /* relative to the replicated root; may be empty */
+	struct proto_str path2;
+	struct proto_str name; /* xattr name */
+	const void *data;      /* borrowed */
+	uint32_t data_len;     /* <= PROTO_MAX_DATA */
+};
+
+struct proto_ack {
+	uint64_t seq;         /* every op <= seq is applied */
+	uint64_t durable_seq; /* every op <= durable_seq is on stable storage */
+};
+
+struct proto_ping {
+	uint64_t token; /* echoed in PONG */
+};
+
+struct proto_msg {
+	enum proto_type type;
+	union {
+		struct proto_hello hello;
+		struct proto_refuse refuse;
+		struct proto_op op;
+		struct proto_ack ack;
+		struct proto_ping ping; /* PING and PONG */
+	} u;
+};
+
+/* Parse a frame header. Returns 0 and sets *type / *payload_len, or MR_EPROTO
+ * (nonzero flags, unknown type) / MR_ETOOBIG (len over PROTO_MAX_PAYLOAD, or
+ * over the largest valid payload of that type, e.g. 16 for ACK).
+ * err gets a short reason. */
+int proto_hdr_decode(const uint8_t hdr[PROTO_HDR_LEN], uint16_t *type, uint32_t *payload_len,
+                     char *err, size_t err_len);
+
+/* Decode one payload of the given type. Strings and data in *msg point into
+ * payload (which must outlive *msg). Every length is checked against the
+ * payload; strings must not contain NUL bytes; op types must be known;
+ * trailing bytes are an error. Returns 0 or MR_EPROTO with a reason in err. */
+int proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct proto_msg *msg,
+                 char *err, size_t err_len);
+
+/* Size of the whole frame (header included) that proto_encode() would write,
+ * or 0 if msg cannot be encoded (proto_encode() then says why). */
+size_t proto_encoded_len(const struct proto_msg *msg);
+
+/* Encode msg as one frame (header + payload) into buf. Returns the number of
+ * bytes written, or -ENOSPC if cap is too small, or MR_ETOOBIG / MR_EPROTO if
+ * msg cannot be represented (string or data too long). */
+long proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap);
+
+/* Read only the version (the first field) of a HELLO payload, so a peer whose
+ * HELLO does not decode can still be refused with "version N unsupported".
+ * Returns 0 or MR_EPROTO (payload shorter than 2 bytes). */
+int proto_hello_version(const uint8_t *payload, uint32_t payload_len, uint16_t *version);
+
+/* Check a path received from the peer before it is used: relative, non-empty
+ * unless allow_empty (the root itself), at most PROTO_MAX_STR - 1 bytes, no NUL,
+ * no empty, "." or ".." components, no leading or trailing '/'.
+ * Returns 0 or MR_EPROTO with a reason in err. */
+int proto_path_check(const struct proto_str *path, bool allow_empty, char *err, size_t err_len);
+
+/* Name of a message type, for logs. */
+const char *proto_type_name(uint16_t type);
+
+#endif
