@@ -1229,6 +1229,10 @@ check_dir(struct pctx *p, const xmlNode *n, const char *dir)
 	if (stat(dir, &st) == -1) {
 		int e = errno;
 
+		/* The FUSE mount of a mirrord that was killed (SIGKILL, crash)
+		 * answers ENOTCONN; mirrord clears it when it mounts again. */
+		if (e == ENOTCONN || e == ECONNABORTED)
+			return true;
 		err_at(p, n, "dir", "%s %s", dir,
 		       e == ENOENT ? "does not exist; create it on both nodes first" : strerror(e));
 		return false;

@@ -26,6 +26,7 @@
 #include "ctl_proto.h"
 #include "err.h"
 #include "log.h"
+#include "mirror.h"
 #include "mrd.h"
 #include "util.h"
 
@@ -466,5 +467,6 @@ cmd_status(struct ctl_srv *s, const json_t *args)
 	                (json_int_t)(mr_now_ms() - m->start_ms), "log", m->log_path);
 	if (res == NULL)
 		return ctl_reply_err(-ENOMEM, "out of memory");
+	mirror_status(s->m, res);
 	return ctl_reply_ok(res);
 }

@@ -21,7 +21,7 @@
 #include "conf.h"
 #include "ctl_srv.h"
 #include "err.h"
-#include "link_stub.h"
+#include "mirror.h"
 #include "log.h"
 #include "mrd.h"
 #include "peer.h"
@@ -46,6 +46,9 @@ static const char usage_text[] =
         "  -l, --log-level LEVEL  err, warn, notice, info (default) or debug\n"
         "      --no-syslog        do not copy log lines to syslog/journald\n"
         "  -t, --check            validate both files, print a summary and exit\n"
+        "      --role ROLE        primary or secondary: mount and mirror in that role\n"
+        "                         (temporary, until the state machine chooses roles;\n"
+        "                         without it nothing is mounted and the module is STOP)\n"
         "  -V, --version          print the version and exit\n"
         "  -h, --help             print this help and exit\n"
         "\n"
@@ -57,17 +60,6 @@ static const char usage_text[] =
 static const char *const state_names[] = {
 	[MRD_STOP] = "STOP", [MRD_WAIT] = "WAIT",     [MRD_ALONE] = "ALONE",
 	[MRD_PRIM] = "PRIM", [MRD_SECOND] = "SECOND",
-};
-
-/* Replication link callbacks. TEMPORARY wiring: link_stub.c only logs; the
- * replication engine will provide these. */
-static const struct peer_cbs link_cbs = {
-	.make_hello = link_stub_make_hello,
-	.check_hello = link_stub_check_hello,
-	.on_up = link_stub_on_up,
-	.on_msg = link_stub_on_msg,
-	.on_down = link_stub_on_down,
-	.on_writable = link_stub_on_writable,
 };
 
 static const char *const readiness_names[] = {
@@ -215,6 +207,7 @@ mrd_shutdown(struct mrd *m, const char *why)
 	m->ctl = NULL;
 	peer_stop(m->peer);
 	m->peer = NULL;
+	mirror_stop(m);
 	uv_close((uv_handle_t *)&m->sig_term, NULL);
 	uv_close((uv_handle_t *)&m->sig_int, NULL);
 	uv_close((uv_handle_t *)&m->sig_hup, NULL);
@@ -273,13 +266,15 @@ main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "no-syslog", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 't' },
+		{ "role", required_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mrd m = { .lock_fd = -1 };
 	bool foreground = false, check_only = false, use_syslog = true;
-	int level = LOG_LVL_INFO, notify_fd = -1, opt, r;
+	int level = LOG_LVL_INFO, notify_fd = -1, opt, r, role = MIRROR_NONE;
+	const char *role_arg = "none";
 	const char *config = NULL, *node = MRD_DEFAULT_NODE_INI;
 	char defconf[4096];
 	long holder;
@@ -320,6 +315,17 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			check_only = true;
+			break;
+		case 'R':
+			role = mirror_role_parse(optarg);
+			if (role < 0) {
+				fprintf(stderr,
+				        "mirrord: invalid role '%s': use primary or "
+				        "secondary\n",
+				        optarg);
+				return 2;
+			}
+			role_arg = optarg;
 			break;
 		case 'V':
 			printf("mirrord %s\n", MR_VERSION);
@@ -428,8 +434,18 @@ main(int argc, char **argv)
 		r = 1;
 		goto out_loop;
 	}
-	/* Replication link (TEMPORARY callbacks: see link_cbs). */
-	r = peer_start(&m, &link_cbs, &m, &m.peer);
+	/* Mount and mirror (the role comes from --role until the state machine
+	 * decides it), then the replication link. */
+	r = mirror_start(&m, (enum mirror_role)role);
+	if (r < 0) {
+		log_err("mirrord: cannot start mirroring role=%s err=\"%s\"", role_arg,
+		        mr_strerror(r));
+		mrd_shutdown(&m, "startup-failure");
+		(void)uv_run(m.loop, UV_RUN_DEFAULT);
+		r = 1;
+		goto out_loop;
+	}
+	r = peer_start(&m, &mirror_peer_cbs, &m, &m.peer);
 	if (r < 0) {
 		log_err("mirrord: cannot start the replication link err=\"%s\"", mr_strerror(r));
 		mrd_shutdown(&m, "startup-failure");

@@ -30,6 +30,7 @@ enum mrd_readiness {
 };
 
 struct ctl_srv;
+struct mirror;
 struct peer;
 
 struct mrd {
@@ -56,8 +57,9 @@ struct mrd {
 	uv_signal_t sig_term;
 	uv_signal_t sig_int;
 	uv_signal_t sig_hup;
-	struct ctl_srv *ctl; /* owned */
-	struct peer *peer;   /* owned: the replication link (peer.h) */
+	struct ctl_srv *ctl;   /* owned */
+	struct peer *peer;     /* owned: the replication link (peer.h) */
+	struct mirror *mirror; /* owned: shims + engine (mirror.h), or NULL */
 	bool stopping;
 };
 

@@ -51,9 +51,9 @@ struct peer_cbs {
 	void (*on_writable)(void *ctx);
 };
 
-#define PEER_HIGH_WATER (8u << 20)	/* peer_send() past this: caller should wait */
-#define PEER_LOW_WATER (2u << 20)
-#define PEER_DEAD_MS 5000u
+#define PEER_HIGH_WATER (8u << 20) /* peer_send() past this: caller should wait */
+#define PEER_LOW_WATER  (2u << 20)
+#define PEER_DEAD_MS    5000u
 
 /* Create the TLS context from m->node ([tls] ca, cert, key: the key must be
  * owned by root and not readable by group or others) and start listening or

@@ -29,7 +29,7 @@ _Static_assert(PROTO_OP_MAX == SHIM_OP_RELEASE, "PROTO_OP_MAX must match enum sh
 /* Fixed parts of the payloads (see docs/PROTOCOL.md). */
 #define HELLO_FIXED  (2u + 1u + 2u + 2u + 16u + 16u + 8u)
 #define REFUSE_FIXED (2u + 2u)
-#define OP_FIXED     (8u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + 8u + 4u + 8u + 4u + 2u * 3 + 4u)
+#define OP_FIXED     (8u + 1u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + 8u + 4u + 8u + 4u + 2u * 3 + 4u)
 #define ACK_LEN      16u
 #define PING_LEN     8u
 #define STR_MAX_LEN  (PROTO_MAX_STR - 1u)
@@ -293,6 +293,7 @@ decode_op(struct rd *r, struct proto_op *o)
 	o->type = rd_u8(r, "type");
 	if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
 		rd_fail(r, "unknown op type", "type");
+	o->dir = rd_u8(r, "dir");
 	o->flags = rd_u32(r, "flags");
 	o->valid = rd_u32(r, "valid");
 	o->file_id = rd_u64(r, "file_id");
@@ -491,20 +492,21 @@ w_op(uint8_t *p, const struct proto_op *o)
 {
 	put64(p, o->seq);
 	p[8] = o->type;
-	put32(p + 9, o->flags);
-	put32(p + 13, o->valid);
-	put64(p + 17, o->file_id);
-	put32(p + 25, o->mode);
-	put32(p + 29, o->uid);
-	put32(p + 33, o->gid);
-	put64(p + 37, o->rdev);
-	put64(p + 45, o->off);
-	put64(p + 53, o->size);
-	put64(p + 61, (uint64_t)o->atime_sec);
-	put32(p + 69, o->atime_nsec);
-	put64(p + 73, (uint64_t)o->mtime_sec);
-	put32(p + 81, o->mtime_nsec);
-	p = w_str(p + 85, &o->path);
+	p[9] = o->dir;
+	put32(p + 10, o->flags);
+	put32(p + 14, o->valid);
+	put64(p + 18, o->file_id);
+	put32(p + 26, o->mode);
+	put32(p + 30, o->uid);
+	put32(p + 34, o->gid);
+	put64(p + 38, o->rdev);
+	put64(p + 46, o->off);
+	put64(p + 54, o->size);
+	put64(p + 62, (uint64_t)o->atime_sec);
+	put32(p + 70, o->atime_nsec);
+	put64(p + 74, (uint64_t)o->mtime_sec);
+	put32(p + 82, o->mtime_nsec);
+	p = w_str(p + 86, &o->path);
 	p = w_str(p, &o->path2);
 	p = w_str(p, &o->name);
 	put32(p, o->data_len);

@@ -83,6 +83,7 @@ struct proto_refuse {
 struct proto_op {
 	uint64_t seq; /* 1, 2, 3...: one total order */
 	uint8_t type; /* enum shim_op_type */
+	uint8_t dir;  /* index of the <replicated> directory (document order) */
 	uint32_t flags;
 	uint32_t valid;
 	uint64_t file_id;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -70,6 +71,19 @@ mounted_by_us(const char *path, unsigned *conn_id)
 	return found;
 }
 
+/* The FUSE mount of a daemon that was killed (SIGKILL, crash) answers
+ * ENOTCONN: detach it so the directory can be mounted again. statfs always
+ * reaches the daemon; stat may be answered from the attribute cache. */
+static void
+clear_dead_mount(const char *path)
+{
+	struct statfs probe;
+
+	if (mounted_by_us(path, NULL) && statfs(path, &probe) == -1 &&
+	    (errno == ENOTCONN || errno == ECONNABORTED) && umount2(path, MNT_DETACH) == 0)
+		log_notice("shim: cleared a dead FUSE mount dir=%s", path);
+}
+
 static void
 shim_destroy(struct shim *s)
 {
@@ -117,11 +131,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		         strerror(-r));
 		return r;
 	}
-	if (realpath(cfg->dir, real) == NULL && errno == ENOTCONN &&
-	    umount2(cfg->dir, MNT_DETACH) == 0) {
-		/* the FUSE mount of a daemon that was killed: clear it */
-		log_notice("shim: cleared a dead FUSE mount dir=%s", cfg->dir);
-	}
+	clear_dead_mount(cfg->dir);
 	if (realpath(cfg->dir, real) == NULL) {
 		r = -errno;
 		snprintf(err, err_len, "%s: %s", cfg->dir, strerror(-r));
@@ -135,6 +145,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		snprintf(err, err_len, "the root directory cannot be replicated");
 		return -EINVAL;
 	}
+	clear_dead_mount(real);
 	if (mounted_by_us(real, NULL)) {
 		snprintf(err, err_len, "%s is already mounted by hamirror", real);
 		return -EBUSY;

@@ -202,6 +202,19 @@ shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name)
 	return out;
 }
 
+/* Data ops change the file's mtime: record the exact value so the secondary
+ * can set the same (only with an engine; one fstat). */
+static void
+record_mtime(struct op_full *o, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0) {
+		o->op.mtime = st.st_mtim;
+		o->op.valid |= SHIM_SET_MTIME;
+	}
+}
+
 static struct op_full *
 op_new(struct shim *s, fuse_req_t req, enum shim_op_type type, struct shim_inode *in)
 {
@@ -589,7 +602,8 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 	/* Record what the object now is (exact times even for UTIME_NOW). */
 	if (fstatat(ifd, "", &o->e.attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1 && r == 0)
 		r = -errno;
-	o->op.valid = done;
+	/* the resulting mtime too (a truncate changes it): copied exactly */
+	o->op.valid = done | SHIM_SET_MTIME;
 	o->op.mode = o->e.attr.st_mode;
 	o->op.uid = o->e.attr.st_uid;
 	o->op.gid = o->e.attr.st_gid;
@@ -692,6 +706,9 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	o->op.uid = o->e.attr.st_uid;
 	o->op.gid = o->e.attr.st_gid;
 	o->op.rdev = o->e.attr.st_rdev;
+	o->op.atime = o->e.attr.st_atim;
+	o->op.mtime = o->e.attr.st_mtim;
+	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
 	done_o = op_submit(s, o);
 	pthread_mutex_unlock(&s->ns_lock);
 	op_finish(done_o);
@@ -1053,6 +1070,9 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->op.mode = o->e.attr.st_mode;
 	o->op.uid = o->e.attr.st_uid;
 	o->op.gid = o->e.attr.st_gid;
+	o->op.atime = o->e.attr.st_atim;
+	o->op.mtime = o->e.attr.st_mtim;
+	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
 	done_o = op_submit(s, o);
 	pthread_mutex_unlock(&s->ns_lock);
 	op_finish(done_o);
@@ -1157,6 +1177,8 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 		 * works while the next requests cross FUSE, not all at fsync. */
 		(void)sync_file_range(fh.fd, off, n, SYNC_FILE_RANGE_WRITE);
 	}
+	if (n >= 0 && s->submit != NULL)
+		record_mtime(o, fh.fd);
 	fh_done(fi);
 	if (n == -1) {
 		pthread_mutex_unlock(&in->lock);
@@ -1197,6 +1219,8 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const vo
 	switch (type) {
 	case SHIM_OP_FALLOCATE:
 		r = fallocate(fd, mode, off, len);
+		if (r == 0 && s->submit != NULL)
+			record_mtime(o, fd);
 		break;
 	case SHIM_OP_FSYNC:
 		r = datasync ? fdatasync(fd) : fsync(fd);

@@ -266,12 +266,12 @@ hdr_len_too_big(void **state)
 	put_hdr(h, 9, PROTO_PING);
 	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), MR_ETOOBIG);
 	/* The largest OP is accepted, one more byte is not. */
-	put_hdr(h, 95u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
-	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), 0);
-	assert_int_equal(len, 95u + 3u * STR_MAX + PROTO_MAX_DATA);
 	put_hdr(h, 96u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
+	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), 0);
+	assert_int_equal(len, 96u + 3u * STR_MAX + PROTO_MAX_DATA);
+	put_hdr(h, 97u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
 	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), MR_ETOOBIG);
-	assert_true(96u + 3u * STR_MAX + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD);
+	assert_true(97u + 3u * STR_MAX + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD);
 }
 
 /* ---- round trips -------------------------------------------------------------- */
@@ -365,7 +365,7 @@ op_round_trip_max(void **state)
 		.data = data,
 		.data_len = PROTO_MAX_DATA,
 	};
-	assert_int_equal(proto_encoded_len(&m), PROTO_HDR_LEN + 95 + 3 * STR_MAX + PROTO_MAX_DATA);
+	assert_int_equal(proto_encoded_len(&m), PROTO_HDR_LEN + 96 + 3 * STR_MAX + PROTO_MAX_DATA);
 	round_trip(&m);
 	free(data);
 	free(p1);
@@ -468,11 +468,12 @@ golden_hello_bytes(void **state)
 }
 
 static const uint8_t golden_op[] = {
-	0x00, 0x00, 0x00, 0x64,                         /* len 100 */
+	0x00, 0x00, 0x00, 0x65,                         /* len 101 */
 	0x00, 0x03,                                     /* OP */
 	0x00, 0x00,                                     /* flags */
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, /* seq 42 */
 	0x0a,                                           /* type 10 = SHIM_OP_SETATTR */
+	0x02,                                           /* dir 2 */
 	0x00, 0x00, 0x00, 0x00,                         /* flags */
 	0x00, 0x00, 0x00, 0x30,                         /* valid ATIME|MTIME */
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, /* file_id 7 */
@@ -503,6 +504,7 @@ golden_op_bytes(void **state)
 	m.u.op = (struct proto_op){
 		.seq = 42,
 		.type = 10,
+		.dir = 2,
 		.valid = 0x30,
 		.file_id = 7,
 		.mode = 0100644,

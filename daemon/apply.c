@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * apply.c - applies the primary's op records on the secondary (see apply.h).
+ *
+ * The loop thread validates and copies each received op (apply_push) onto a
+ * queue; one apply thread takes them in order, performs each on the real
+ * directory and publishes the last applied sequence number, which the loop
+ * thread acknowledges (uv_async). The file-id map (file id -> open fd) belongs
+ * to the apply thread alone. Memory is bounded by the primary's in-flight
+ * ceiling: it never sends more than that unacknowledged.
+ */
+#include "apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "shim.h"
+#include "util.h"
+
+#define APPLY_MAP_MIN 1024u
+
+struct apply_rec {
+	struct apply_rec *next;
+	struct proto_op op; /* strings and data point into buf */
+	char buf[];
+};
+
+struct fmap_ent {
+	uint64_t key; /* 0 = empty */
+	int fd;
+	unsigned refs; /* OPEN/CREATE minus RELEASE of this file id */
+};
+
+struct apply {
+	uv_loop_t *loop;
+	const int *roots; /* borrowed */
+	size_t n_dirs;
+	enum conf_async async;
+	apply_ack_fn ack_cb;
+	apply_fail_fn fail_cb;
+	void *ctx;
+
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct apply_rec *head; /* queue, mu */
+	struct apply_rec *tail;
+	bool stopping;      /* mu */
+	char fail_why[256]; /* mu: set once */
+
+	atomic_uint_fast64_t applied_seq;
+	atomic_bool failed;
+	uint64_t received_seq; /* loop thread */
+	uint64_t acked_seq;    /* loop thread */
+	bool fail_reported;    /* loop thread */
+	uv_async_t wake;
+
+	/* apply thread only */
+	struct fmap_ent *map;
+	size_t map_cap;
+	size_t map_n;
+};
+
+/* ---- file id -> fd map (apply thread) ------------------------------------ */
+
+static uint64_t
+fkey(uint8_t dir, uint64_t file_id)
+{
+	return (file_id << 8 | dir) + 1; /* never 0 */
+}
+
+static size_t
+fslot(const struct apply *a, uint64_t key)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (a->map_cap - 1);
+}
+
+static int
+map_get(const struct apply *a, uint64_t key)
+{
+	size_t i;
+
+	for (i = fslot(a, key);; i = (i + 1) & (a->map_cap - 1)) {
+		if (a->map[i].key == 0)
+			return -1;
+		if (a->map[i].key == key)
+			return a->map[i].fd;
+	}
+}
+
+static void map_put(struct apply *a, uint64_t key, int fd, unsigned refs);
+
+static void
+map_grow(struct apply *a)
+{
+	struct fmap_ent *old = a->map;
+	size_t old_cap = a->map_cap, i;
+
+	a->map_cap = old_cap ? old_cap * 2 : APPLY_MAP_MIN;
+	a->map = mr_xcalloc(a->map_cap, sizeof(*a->map));
+	a->map_n = 0;
+	for (i = 0; i < old_cap; i++)
+		if (old[i].key != 0)
+			map_put(a, old[i].key, old[i].fd, old[i].refs);
+	free(old);
+}
+
+/* Bind key to fd with refs references. If the key is bound already, the
+ * existing fd stays (it is the same file) and fd is closed. */
+static void
+map_put(struct apply *a, uint64_t key, int fd, unsigned refs)
+{
+	size_t i;
+
+	if ((a->map_n + 1) * 2 > a->map_cap)
+		map_grow(a);
+	for (i = fslot(a, key);; i = (i + 1) & (a->map_cap - 1)) {
+		if (a->map[i].key == key) {
+			(void)close(fd);
+			a->map[i].refs += refs;
+			return;
+		}
+		if (a->map[i].key == 0) {
+			a->map[i].key = key;
+			a->map[i].fd = fd;
+			a->map[i].refs = refs;
+			a->map_n++;
+			return;
+		}
+	}
+}
+
+/* Drop one reference; at zero unbind and close (linear probing: back-shift). */
+static void
+map_unref(struct apply *a, uint64_t key)
+{
+	size_t i, j;
+
+	for (i = fslot(a, key);; i = (i + 1) & (a->map_cap - 1)) {
+		if (a->map[i].key == 0)
+			return;
+		if (a->map[i].key == key)
+			break;
+	}
+	if (--a->map[i].refs > 0)
+		return;
+	(void)close(a->map[i].fd);
+	a->map[i].key = 0;
+	a->map_n--;
+	for (j = (i + 1) & (a->map_cap - 1); a->map[j].key != 0; j = (j + 1) & (a->map_cap - 1)) {
+		struct fmap_ent e = a->map[j];
+
+		a->map[j].key = 0;
+		a->map_n--;
+		map_put(a, e.key, e.fd, e.refs);
+	}
+}
+
+/* ---- path resolution beneath the root (apply thread) --------------------- */
+
+static int
+openat2_beneath(int root, const char *path, uint64_t flags)
+{
+	struct open_how how = {
+		.flags = flags | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+		           RESOLVE_NO_XDEV,
+	};
+	long fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+
+	return fd == -1 ? -errno : (int)fd;
+}
+
+/* Split path into its parent (opened beneath the root) and last component.
+ * *dfd is root itself when the path has one component (do not close it). */
+static int
+open_parent(const struct apply *a, uint8_t dir, const char *path, int *dfd, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[PROTO_MAX_STR];
+
+	if (slash == NULL) {
+		*dfd = a->roots[dir];
+		*base = path;
+		return 0;
+	}
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	*base = slash + 1;
+	*dfd = openat2_beneath(a->roots[dir], parent, O_PATH | O_DIRECTORY);
+	return *dfd < 0 ? *dfd : 0;
+}
+
+static void
+close_parent(const struct apply *a, uint8_t dir, int dfd)
+{
+	if (dfd >= 0 && dfd != a->roots[dir])
+		(void)close(dfd);
+}
+
+/* The object an op is about: its bound open file if any (borrowed, *owned
+ * false), else its path opened O_PATH | O_NOFOLLOW beneath the root. */
+static int
+open_object(struct apply *a, const struct proto_op *op, bool *owned)
+{
+	int fd = map_get(a, fkey(op->dir, op->file_id));
+
+	*owned = false;
+	if (fd >= 0)
+		return fd;
+	if (op->path.len == 0 && op->file_id == 1)
+		return a->roots[op->dir]; /* the root itself */
+	if (op->path.len == 0)
+		return -ESTALE; /* no name and no open file: cannot be found */
+	fd = openat2_beneath(a->roots[op->dir], op->path.p, O_PATH | O_NOFOLLOW);
+	*owned = fd >= 0;
+	return fd;
+}
+
+static void
+proc_path(int fd, char *buf, size_t len)
+{
+	(void)snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static int
+own_new(int dfd, const char *base, const struct proto_op *op, bool is_link)
+{
+	if (fchownat(dfd, base, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) == -1)
+		return -errno;
+	if (!is_link && fchmodat(dfd, base, op->mode & 07777, 0) == -1)
+		return -errno;
+	return 0;
+}
+
+static int
+apply_setattr_op(int fd, const struct proto_op *op, bool is_link)
+{
+	char proc[40];
+
+	proc_path(fd, proc, sizeof(proc));
+	/* owner first: chown clears set-id bits that the mode then restores */
+	if ((op->valid & (SHIM_SET_UID | SHIM_SET_GID)) &&
+	    fchownat(fd, "", (op->valid & SHIM_SET_UID) ? op->uid : (uid_t)-1,
+	             (op->valid & SHIM_SET_GID) ? op->gid : (gid_t)-1,
+	             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == -1)
+		return -errno;
+	if ((op->valid & SHIM_SET_MODE) && !is_link && chmod(proc, op->mode & 07777) == -1)
+		return -errno;
+	if ((op->valid & SHIM_SET_SIZE) && truncate(proc, (off_t)op->size) == -1)
+		return -errno;
+	if (op->valid & (SHIM_SET_ATIME | SHIM_SET_MTIME)) {
+		struct timespec tv[2] = {
+			{ .tv_sec = op->atime_sec, .tv_nsec = op->atime_nsec },
+			{ .tv_sec = op->mtime_sec, .tv_nsec = op->mtime_nsec },
+		};
+
+		if (!(op->valid & SHIM_SET_ATIME))
+			tv[0].tv_nsec = UTIME_OMIT;
+		if (!(op->valid & SHIM_SET_MTIME))
+			tv[1].tv_nsec = UTIME_OMIT;
+		if ((is_link ? utimensat(fd, "", tv, AT_EMPTY_PATH)
+		             : utimensat(AT_FDCWD, proc, tv, 0)) == -1)
+			return -errno;
+	}
+	return 0;
+}
+
+/* The times the primary's object got (op->valid ATIME/MTIME), on dfd/base
+ * or, with base NULL, on the open file dfd. */
+static int
+copy_times(int dfd, const char *base, const struct proto_op *op)
+{
+	struct timespec tv[2] = {
+		{ .tv_sec = op->atime_sec, .tv_nsec = op->atime_nsec },
+		{ .tv_sec = op->mtime_sec, .tv_nsec = op->mtime_nsec },
+	};
+
+	if (!(op->valid & (SHIM_SET_ATIME | SHIM_SET_MTIME)))
+		return 0;
+	if (!(op->valid & SHIM_SET_ATIME))
+		tv[0].tv_nsec = UTIME_OMIT;
+	if (!(op->valid & SHIM_SET_MTIME))
+		tv[1].tv_nsec = UTIME_OMIT;
+	if ((base == NULL ? futimens(dfd, tv) : utimensat(dfd, base, tv, AT_SYMLINK_NOFOLLOW)) ==
+	    -1)
+		return -errno;
+	return 0;
+}
+
+static int
+pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Apply one op. Returns 0 or -errno (this copy then diverged). */
+static int
+apply_one(struct apply *a, const struct proto_op *op)
+{
+	uint64_t key = fkey(op->dir, op->file_id);
+	int dfd = -1, dfd2 = -1, fd = -1, r = 0;
+	const char *base = NULL, *base2 = NULL;
+	bool owned = false, none = a->async == CONF_ASYNC_NONE;
+	char proc[40];
+
+	switch (op->type) {
+	case SHIM_OP_OPEN:
+	case SHIM_OP_CREATE: {
+		int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC | ((int)op->flags & O_TRUNC);
+
+		if (none)
+			flags |= (int)op->flags & (O_SYNC | O_DSYNC);
+		if (op->type == SHIM_OP_CREATE)
+			flags |= O_CREAT | ((int)op->flags & O_EXCL);
+		if (op->path.len == 0) {
+			/* no name (opened through /proc after unlink): already bound? */
+			fd = map_get(a, key);
+			if (fd < 0)
+				return -ESTALE;
+			map_put(a, key, dup(fd), 1);
+			return (op->flags & O_TRUNC) && ftruncate(fd, 0) == -1 ? -errno : 0;
+		}
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r < 0)
+			return r;
+		fd = openat(dfd, base, flags, op->mode & 07777);
+		if (fd == -1) {
+			r = -errno;
+		} else {
+			if (op->type == SHIM_OP_CREATE)
+				r = own_new(dfd, base, op, false);
+			if (r == 0 && op->type == SHIM_OP_CREATE)
+				r = copy_times(fd, NULL, op);
+			map_put(a, key, fd, 1);
+		}
+		break;
+	}
+	case SHIM_OP_MKNOD:
+	case SHIM_OP_MKDIR:
+	case SHIM_OP_SYMLINK:
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r < 0)
+			return r;
+		if (op->type == SHIM_OP_SYMLINK)
+			r = symlinkat(op->path2.p, dfd, base);
+		else if (op->type == SHIM_OP_MKDIR)
+			r = mkdirat(dfd, base, op->mode & 07777);
+		else
+			r = mknodat(dfd, base, op->mode, (dev_t)op->rdev);
+		r = r == -1 ? -errno : own_new(dfd, base, op, op->type == SHIM_OP_SYMLINK);
+		if (r == 0)
+			r = copy_times(dfd, base, op);
+		break;
+	case SHIM_OP_LINK:
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r < 0)
+			return r;
+		fd = map_get(a, key);
+		if (op->path2.len > 0) {
+			r = open_parent(a, op->dir, op->path2.p, &dfd2, &base2);
+			if (r == 0 && linkat(dfd2, base2, dfd, base, 0) == -1)
+				r = -errno;
+		} else if (fd >= 0) {
+			r = linkat(fd, "", dfd, base, AT_EMPTY_PATH) == -1 ? -errno : 0;
+		} else {
+			r = -ESTALE;
+		}
+		break;
+	case SHIM_OP_UNLINK:
+	case SHIM_OP_RMDIR:
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r < 0)
+			return r;
+		if (unlinkat(dfd, base, op->type == SHIM_OP_RMDIR ? AT_REMOVEDIR : 0) == -1)
+			r = -errno;
+		break;
+	case SHIM_OP_RENAME:
+		if (op->flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+			return -EINVAL;
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r == 0)
+			r = open_parent(a, op->dir, op->path2.p, &dfd2, &base2);
+		if (r == 0 && syscall(SYS_renameat2, dfd, base, dfd2, base2, op->flags) == -1)
+			r = -errno;
+		break;
+	case SHIM_OP_SETATTR: {
+		struct stat st;
+
+		fd = open_object(a, op, &owned);
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &st) == -1)
+			r = -errno;
+		else
+			r = apply_setattr_op(fd, op, S_ISLNK(st.st_mode));
+		break;
+	}
+	case SHIM_OP_WRITE:
+		fd = map_get(a, key);
+		if (fd < 0)
+			return -ESTALE;
+		r = pwrite_all(fd, op->data, op->data_len, (off_t)op->off);
+		if (r == 0)
+			r = copy_times(fd, NULL, op);
+		break;
+	case SHIM_OP_FALLOCATE:
+		fd = map_get(a, key);
+		if (fd < 0)
+			return -ESTALE;
+		if (fallocate(fd, (int)op->flags, (off_t)op->off, (off_t)op->size) == -1)
+			r = -errno;
+		else
+			r = copy_times(fd, NULL, op);
+		break;
+	case SHIM_OP_SETXATTR:
+	case SHIM_OP_REMOVEXATTR:
+		fd = open_object(a, op, &owned);
+		if (fd < 0)
+			return fd;
+		proc_path(fd, proc, sizeof(proc));
+		if (op->type == SHIM_OP_SETXATTR)
+			r = setxattr(proc, op->name.p, op->data, op->data_len, (int)op->flags);
+		else
+			r = removexattr(proc, op->name.p);
+		r = r == -1 ? -errno : 0;
+		break;
+	case SHIM_OP_FSYNC:
+		if (!none)
+			break; /* "second": applied (page cache) is the promise */
+		fd = map_get(a, key);
+		if (fd >= 0)
+			r = (op->flags ? fdatasync(fd) : fsync(fd)) == -1 ? -errno : 0;
+		else
+			r = syncfs(a->roots[op->dir]) == -1 ? -errno : 0; /* a directory */
+		break;
+	case SHIM_OP_FLUSH:
+		break;
+	case SHIM_OP_RELEASE:
+		map_unref(a, key);
+		break;
+	default:
+		r = -EINVAL;
+		break;
+	}
+	if (owned)
+		(void)close(fd);
+	close_parent(a, op->dir, dfd);
+	close_parent(a, op->dir, dfd2);
+	return r;
+}
+
+/* ---- the apply thread ------------------------------------------------------ */
+
+static void *
+apply_main(void *arg)
+{
+	struct apply *a = arg;
+
+	for (;;) {
+		struct apply_rec *rec;
+		int r;
+
+		pthread_mutex_lock(&a->mu);
+		while (a->head == NULL && !a->stopping)
+			pthread_cond_wait(&a->cond, &a->mu);
+		rec = a->head;
+		if (rec == NULL) {
+			pthread_mutex_unlock(&a->mu);
+			break;
+		}
+		a->head = rec->next;
+		if (a->head == NULL)
+			a->tail = NULL;
+		pthread_mutex_unlock(&a->mu);
+
+		if (atomic_load(&a->failed)) {
+			free(rec);
+			continue; /* diverged: drain without applying */
+		}
+		r = apply_one(a, &rec->op);
+		if (r < 0) {
+			pthread_mutex_lock(&a->mu);
+			(void)snprintf(a->fail_why, sizeof(a->fail_why),
+			               "cannot apply seq %" PRIu64 " (%s %.*s): %s", rec->op.seq,
+			               shim_op_name((enum shim_op_type)rec->op.type),
+			               (int)rec->op.path.len, rec->op.path.p, mr_strerror(r));
+			pthread_mutex_unlock(&a->mu);
+			atomic_store(&a->failed, true);
+		} else {
+			atomic_store(&a->applied_seq, rec->op.seq);
+		}
+		free(rec);
+		(void)uv_async_send(&a->wake);
+	}
+	return NULL;
+}
+
+static void
+wake_cb(uv_async_t *h)
+{
+	struct apply *a = h->data;
+	uint64_t seq = atomic_load(&a->applied_seq);
+
+	if (atomic_load(&a->failed) && !a->fail_reported) {
+		char why[256];
+
+		a->fail_reported = true;
+		pthread_mutex_lock(&a->mu);
+		memcpy(why, a->fail_why, sizeof(why));
+		pthread_mutex_unlock(&a->mu);
+		a->fail_cb(a->ctx, why);
+		return;
+	}
+	if (seq > a->acked_seq && !atomic_load(&a->failed)) {
+		a->acked_seq = seq;
+		a->ack_cb(a->ctx, seq);
+	}
+}
+
+static size_t
+copy_str(char *dst, struct proto_str *s)
+{
+	memcpy(dst, s->p, s->len);
+	dst[s->len] = '\0';
+	s->p = dst;
+	return (size_t)s->len + 1;
+}
+
+int
+apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len)
+{
+	bool ns = op->type != SHIM_OP_WRITE && op->type != SHIM_OP_FALLOCATE &&
+	          op->type != SHIM_OP_FSYNC && op->type != SHIM_OP_FLUSH &&
+	          op->type != SHIM_OP_RELEASE && op->type != SHIM_OP_SETATTR &&
+	          op->type != SHIM_OP_SETXATTR && op->type != SHIM_OP_REMOVEXATTR &&
+	          op->type != SHIM_OP_OPEN;
+	struct apply_rec *rec;
+	size_t off = 0;
+
+	if (op->seq != a->received_seq + 1) {
+		(void)snprintf(err, err_len, "sequence gap: expected seq %" PRIu64 ", got %" PRIu64,
+		               a->received_seq + 1, op->seq);
+		return MR_EPROTO;
+	}
+	if (op->dir >= a->n_dirs) {
+		(void)snprintf(err, err_len, "op for replicated directory %u, only %zu configured",
+		               op->dir, a->n_dirs);
+		return MR_EPROTO;
+	}
+	/* namespace ops name an entry (never the root); others may name the root */
+	if (proto_path_check(&op->path, !ns, err, err_len) < 0)
+		return MR_EPROTO;
+	if ((op->type == SHIM_OP_RENAME || (op->type == SHIM_OP_LINK && op->path2.len > 0)) &&
+	    proto_path_check(&op->path2, false, err, err_len) < 0)
+		return MR_EPROTO;
+	if ((op->type == SHIM_OP_SETXATTR || op->type == SHIM_OP_REMOVEXATTR) &&
+	    op->name.len == 0) {
+		(void)snprintf(err, err_len, "xattr op without a name");
+		return MR_EPROTO;
+	}
+	rec = malloc(sizeof(*rec) + op->path.len + op->path2.len + op->name.len + 3 + op->data_len);
+	if (rec == NULL) {
+		(void)snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	rec->next = NULL;
+	rec->op = *op;
+	off += copy_str(rec->buf + off, &rec->op.path);
+	off += copy_str(rec->buf + off, &rec->op.path2);
+	off += copy_str(rec->buf + off, &rec->op.name);
+	if (op->data_len > 0)
+		memcpy(rec->buf + off, op->data, op->data_len);
+	rec->op.data = rec->buf + off;
+	a->received_seq = op->seq;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->tail != NULL)
+		a->tail->next = rec;
+	else
+		a->head = rec;
+	a->tail = rec;
+	pthread_cond_signal(&a->cond);
+	pthread_mutex_unlock(&a->mu);
+	return 0;
+}
+
+uint64_t
+apply_last_seq(const struct apply *a)
+{
+	return a->received_seq;
+}
+
+bool
+apply_failed(const struct apply *a)
+{
+	return atomic_load(&((struct apply *)a)->failed);
+}
+
+int
+apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async async,
+          apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx, struct apply **out)
+{
+	struct apply *a = calloc(1, sizeof(*a));
+	int r;
+
+	if (a == NULL)
+		return -ENOMEM;
+	a->loop = loop;
+	a->roots = root_fds;
+	a->n_dirs = n_dirs;
+	a->async = async;
+	a->ack_cb = ack_cb;
+	a->fail_cb = fail_cb;
+	a->ctx = ctx;
+	MR_BUG_ON(pthread_mutex_init(&a->mu, NULL) != 0);
+	MR_BUG_ON(pthread_cond_init(&a->cond, NULL) != 0);
+	MR_BUG_ON(uv_async_init(loop, &a->wake, wake_cb) != 0);
+	a->wake.data = a;
+	map_grow(a);
+	r = pthread_create(&a->thread, NULL, apply_main, a);
+	if (r != 0) {
+		uv_close((uv_handle_t *)&a->wake, NULL);
+		return -r; /* (a leaks until the loop closes the handle: startup only) */
+	}
+	*out = a;
+	return 0;
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+	struct apply *a = h->data;
+	size_t i;
+
+	for (i = 0; i < a->map_cap; i++)
+		if (a->map[i].key != 0)
+			(void)close(a->map[i].fd);
+	free(a->map);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cond);
+	free(a);
+}
+
+void
+apply_stop(struct apply *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stopping = true;
+	pthread_cond_signal(&a->cond);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->thread, NULL);
+	uv_close((uv_handle_t *)&a->wake, close_cb);
+}

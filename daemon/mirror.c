@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * mirror.c - joins the shims, the engines and the peer link for one module
+ * (see mirror.h). Loop thread; each shim runs its FUSE loop on its own thread
+ * (with every signal blocked, so libuv keeps receiving them).
+ *
+ * Roles and states until the state machine exists:
+ *   primary:   ALONE (Ready) without a link, PRIM (Ready) with one;
+ *   secondary: WAIT (NotReady) without a link, SECOND (Ready) with one,
+ *              uptodate only while linked and applying without error.
+ */
+#include "mirror.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "err.h"
+#include "log.h"
+#include "mrd.h"
+#include "repl.h"
+#include "shim.h"
+#include "util.h"
+
+struct mirror_dir {
+	struct shim *shim;
+	pthread_t thread;
+	bool running;
+	int root_fd; /* secondary: the real directory, opened before mounting */
+};
+
+struct mirror {
+	enum mirror_role role;
+	struct mirror_dir *dirs;
+	int *root_fds;
+	size_t n_dirs;
+	struct repl *repl;   /* primary */
+	struct apply *apply; /* secondary */
+	bool link_up;
+};
+
+int
+mirror_role_parse(const char *s)
+{
+	if (strcmp(s, "primary") == 0)
+		return MIRROR_PRIMARY;
+	if (strcmp(s, "secondary") == 0)
+		return MIRROR_SECONDARY;
+	return -EINVAL;
+}
+
+static const char *
+role_name(enum mirror_role r)
+{
+	return r == MIRROR_PRIMARY ? "primary" : r == MIRROR_SECONDARY ? "secondary" : "none";
+}
+
+/* Every state change goes through here: logged at NOTICE (the fsm words). */
+static void
+set_state(struct mrd *m, enum mrd_state st, enum mrd_readiness rd, bool uptodate, const char *event,
+          const char *message)
+{
+	if (m->state != st || m->readiness != rd)
+		log_notice("fsm: %s -> %s (%s) event=%s uptodate=%s", mrd_state_name(m->state),
+		           mrd_state_name(st), mrd_readiness_name(rd), event,
+		           uptodate ? "yes" : "no");
+	m->state = st;
+	m->readiness = rd;
+	m->uptodate = uptodate;
+	(void)snprintf(m->message, sizeof(m->message), "%s", message);
+}
+
+static void *
+shim_thread(void *arg)
+{
+	struct mirror_dir *d = arg;
+	int r = shim_run(d->shim);
+
+	if (r < 0)
+		log_err("mirror: FUSE loop ended err=\"%s\"", mr_strerror(r));
+	return NULL;
+}
+
+static int
+start_shim(struct mirror_dir *d, const char *dir, bool read_only, shim_submit_fn submit, void *ctx)
+{
+	struct shim_config cfg = {
+		.dir = dir,
+		.read_only = read_only,
+		.submit = submit,
+		.submit_ctx = ctx,
+	};
+	sigset_t all, old;
+	char err[512];
+	int r;
+
+	r = shim_new(&cfg, &d->shim, err, sizeof(err));
+	if (r < 0) {
+		log_err("mirror: cannot mount over dir=%s reason=\"%s\"", dir, err);
+		return r;
+	}
+	(void)sigfillset(&all);
+	(void)pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&d->thread, NULL, shim_thread, d);
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		shim_free(d->shim);
+		d->shim = NULL;
+		return r;
+	}
+	d->running = true;
+	log_notice("mirror: mounted dir=%s mode=%s", dir, read_only ? "read-only" : "read-write");
+	return 0;
+}
+
+static void
+stop_shims(struct mirror *mi)
+{
+	size_t i;
+
+	for (i = 0; i < mi->n_dirs; i++) {
+		struct mirror_dir *d = &mi->dirs[i];
+
+		if (d->running) {
+			shim_stop(d->shim);
+			pthread_join(d->thread, NULL);
+			d->running = false;
+		}
+		shim_free(d->shim);
+		d->shim = NULL;
+	}
+}
+
+/* ---- engine callbacks (loop thread) ---------------------------------------- */
+
+static void
+ack_cb(void *ctx, uint64_t seq)
+{
+	struct mrd *m = ctx;
+	struct proto_msg msg = { .type = PROTO_ACK, .u.ack = { .seq = seq, .durable_seq = seq } };
+
+	if (m->peer != NULL && peer_is_up(m->peer))
+		(void)peer_send(m->peer, &msg);
+}
+
+static void
+fail_cb(void *ctx, const char *why)
+{
+	struct mrd *m = ctx;
+
+	log_err("apply: this copy no longer matches the primary reason=\"%s\"", why);
+	set_state(m, m->mirror->link_up ? MRD_SECOND : MRD_WAIT, MRD_NOTREADY, false,
+	          "apply_failed", "secondary diverged: a resync from the primary is needed");
+	if (m->peer != NULL)
+		peer_drop(m->peer, why);
+}
+
+int
+mirror_start(struct mrd *m, enum mirror_role role)
+{
+	const struct conf_rfs *rfs = &m->conf->rfs;
+	struct mirror *mi;
+	size_t i;
+	int r;
+
+	if (role == MIRROR_NONE)
+		return 0;
+	if (!rfs->present || rfs->n_repl == 0) {
+		log_err("mirror: role %s needs <rfs> with a <replicated> directory",
+		        role_name(role));
+		return MR_ECONFIG;
+	}
+	mi = calloc(1, sizeof(*mi));
+	if (mi == NULL)
+		return -ENOMEM;
+	mi->role = role;
+	mi->n_dirs = rfs->n_repl;
+	mi->dirs = calloc(mi->n_dirs, sizeof(*mi->dirs));
+	mi->root_fds = calloc(mi->n_dirs, sizeof(*mi->root_fds));
+	if (mi->dirs == NULL || mi->root_fds == NULL) {
+		r = -ENOMEM;
+		goto err;
+	}
+	for (i = 0; i < mi->n_dirs; i++)
+		mi->dirs[i].root_fd = mi->root_fds[i] = -1;
+	m->mirror = mi;
+
+	if (role == MIRROR_PRIMARY) {
+		r = repl_new(m->loop, rfs, mi->n_dirs, &mi->repl);
+		if (r < 0)
+			goto err;
+		for (i = 0; i < mi->n_dirs; i++) {
+			r = start_shim(&mi->dirs[i], rfs->repl[i].dir, false, repl_submit,
+			               repl_dir_ctx(mi->repl, i));
+			if (r < 0)
+				goto err;
+		}
+		set_state(m, MRD_ALONE, MRD_READY, true, "role_primary",
+		          "primary without secondary: waiting for the peer");
+		return 0;
+	}
+
+	for (i = 0; i < mi->n_dirs; i++) {
+		/* the real directory, before the read-only mount hides it */
+		mi->root_fds[i] = open(rfs->repl[i].dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (mi->root_fds[i] == -1) {
+			r = -errno;
+			log_err("mirror: cannot open dir=%s err=\"%s\"", rfs->repl[i].dir,
+			        mr_strerror(r));
+			goto err;
+		}
+		r = start_shim(&mi->dirs[i], rfs->repl[i].dir, true, NULL, NULL);
+		if (r < 0)
+			goto err;
+	}
+	r = apply_new(m->loop, mi->root_fds, mi->n_dirs, rfs->async, ack_cb, fail_cb, m,
+	              &mi->apply);
+	if (r < 0)
+		goto err;
+	set_state(m, MRD_WAIT, MRD_NOTREADY, false, "role_secondary",
+	          "secondary waiting for the primary");
+	return 0;
+
+err:
+	mirror_stop(m);
+	return r;
+}
+
+void
+mirror_stop(struct mrd *m)
+{
+	struct mirror *mi = m->mirror;
+	size_t i;
+
+	if (mi == NULL)
+		return;
+	/* primary: complete every pending op first (blocked writers go on) */
+	repl_stop(mi->repl);
+	mi->repl = NULL;
+	stop_shims(mi);
+	apply_stop(mi->apply);
+	mi->apply = NULL;
+	for (i = 0; i < mi->n_dirs; i++)
+		if (mi->root_fds[i] >= 0)
+			(void)close(mi->root_fds[i]);
+	free(mi->root_fds);
+	free(mi->dirs);
+	free(mi);
+	m->mirror = NULL;
+	set_state(m, MRD_STOP, MRD_NOTREADY, false, "stop", "module stopped");
+}
+
+void
+mirror_status(struct mrd *m, json_t *result)
+{
+	struct mirror *mi = m->mirror;
+	json_t *o;
+
+	if (mi == NULL)
+		return;
+	o = json_object();
+	if (o == NULL)
+		return;
+	json_object_set_new(o, "role", json_string(role_name(mi->role)));
+	json_object_set_new(o, "link", json_boolean(mi->link_up));
+	json_object_set_new(o, "async",
+	                    json_string(m->conf->rfs.async == CONF_ASYNC_NONE    ? "none"
+	                                : m->conf->rfs.async == CONF_ASYNC_ASYNC ? "async"
+	                                                                         : "second"));
+	if (mi->repl != NULL) {
+		struct repl_stats st;
+
+		repl_get_stats(mi->repl, &st);
+		json_object_set_new(o, "last_seq", json_integer((json_int_t)st.last_seq));
+		json_object_set_new(o, "acked_seq", json_integer((json_int_t)st.acked_seq));
+		json_object_set_new(o, "inflight_ops", json_integer((json_int_t)st.inflight_ops));
+		json_object_set_new(o, "inflight_bytes",
+		                    json_integer((json_int_t)st.inflight_bytes));
+		json_object_set_new(o, "diverged", json_boolean(st.diverged));
+		json_object_set_new(o, "alone_ops", json_integer((json_int_t)st.alone_ops));
+	}
+	if (mi->apply != NULL) {
+		json_object_set_new(o, "received_seq",
+		                    json_integer((json_int_t)apply_last_seq(mi->apply)));
+		json_object_set_new(o, "apply_failed", json_boolean(apply_failed(mi->apply)));
+	}
+	json_object_set_new(result, "replication", o);
+}
+
+/* ---- peer link callbacks ----------------------------------------------------- */
+
+static enum proto_role
+wire_role(const struct mirror *mi)
+{
+	if (mi == NULL)
+		return PROTO_ROLE_NONE;
+	return mi->role == MIRROR_PRIMARY ? PROTO_ROLE_PRIMARY : PROTO_ROLE_SECONDARY;
+}
+
+static void
+cb_make_hello(void *ctx, struct proto_hello *h)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+
+	*h = (struct proto_hello){ .version = PROTO_VERSION, .role = (uint8_t)wire_role(mi) };
+	h->node.p = m->node->name;
+	h->node.len = (uint16_t)strlen(m->node->name);
+	h->module.p = m->module;
+	h->module.len = (uint16_t)strlen(m->module);
+	memcpy(h->config_hash, m->conf->hash, sizeof(h->config_hash));
+	if (mi != NULL && mi->repl != NULL) {
+		struct repl_stats st;
+
+		repl_get_stats(mi->repl, &st);
+		h->last_seq = st.last_seq;
+	} else if (mi != NULL && mi->apply != NULL) {
+		h->last_seq = apply_last_seq(mi->apply);
+	}
+}
+
+static int
+cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+	enum proto_role mine = wire_role(mi);
+
+	if (mine == PROTO_ROLE_NONE)
+		return 0; /* nothing to mirror: the link is only a link */
+	if ((mine == PROTO_ROLE_PRIMARY && h->role != PROTO_ROLE_SECONDARY) ||
+	    (mine == PROTO_ROLE_SECONDARY && h->role != PROTO_ROLE_PRIMARY)) {
+		(void)snprintf(why, why_len, "roles do not fit: this node is %s, the peer %s",
+		               mine == PROTO_ROLE_PRIMARY ? "primary" : "secondary",
+		               h->role == PROTO_ROLE_PRIMARY     ? "primary"
+		               : h->role == PROTO_ROLE_SECONDARY ? "secondary"
+		                                                 : "without a role");
+		return PROTO_REFUSE_ROLE;
+	}
+	if (mi->repl != NULL && repl_check_pairing(mi->repl, h->last_seq, why, why_len) < 0)
+		return PROTO_REFUSE_DATA;
+	if (mi->apply != NULL && apply_failed(mi->apply)) {
+		(void)snprintf(
+		        why, why_len,
+		        "this secondary diverged (an op failed to apply); it needs a resync");
+		return PROTO_REFUSE_DATA;
+	}
+	return 0;
+}
+
+static void
+cb_on_up(void *ctx, const struct proto_hello *peer_hello)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+
+	(void)peer_hello;
+	if (mi == NULL)
+		return;
+	mi->link_up = true;
+	if (mi->repl != NULL) {
+		repl_set_peer(mi->repl, m->peer);
+		repl_link_up(mi->repl);
+		set_state(m, MRD_PRIM, MRD_READY, true, "link_up", "mirroring to the secondary");
+	} else {
+		set_state(m, MRD_SECOND, MRD_READY, true, "link_up",
+		          "secondary: applying the primary's changes");
+	}
+}
+
+static void
+cb_on_msg(void *ctx, const struct proto_msg *msg)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+	char err[256];
+
+	if (mi == NULL)
+		return;
+	if (msg->type == PROTO_ACK && mi->repl != NULL) {
+		repl_on_ack(mi->repl, msg->u.ack.seq);
+		return;
+	}
+	if (msg->type == PROTO_OP && mi->apply != NULL) {
+		int r = apply_push(mi->apply, &msg->u.op, err, sizeof(err));
+
+		if (r < 0) {
+			log_err("apply: refused op from the primary seq=%" PRIu64 " reason=\"%s\"",
+			        msg->u.op.seq, err);
+			peer_drop(m->peer, err);
+		}
+		return;
+	}
+	log_warn("mirror: unexpected message type=%s role=%s", proto_type_name((uint16_t)msg->type),
+	         role_name(mi->role));
+	peer_drop(m->peer, "unexpected message for this role");
+}
+
+static void
+cb_on_down(void *ctx, const char *reason)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+
+	if (mi == NULL)
+		return;
+	mi->link_up = false;
+	if (mi->repl != NULL) {
+		repl_link_down(mi->repl, reason);
+		set_state(m, MRD_ALONE, MRD_READY, true, "link_down",
+		          "primary without secondary: the peer is gone");
+	} else if (!m->stopping) {
+		set_state(m, MRD_WAIT, MRD_NOTREADY, false, "link_down",
+		          "secondary lost the primary: not up to date");
+	}
+}
+
+static void
+cb_on_writable(void *ctx)
+{
+	struct mrd *m = ctx;
+
+	if (m->mirror != NULL && m->mirror->repl != NULL)
+		repl_on_writable(m->mirror->repl);
+}
+
+const struct peer_cbs mirror_peer_cbs = {
+	.make_hello = cb_make_hello,
+	.check_hello = cb_check_hello,
+	.on_up = cb_on_up,
+	.on_msg = cb_on_msg,
+	.on_down = cb_on_down,
+	.on_writable = cb_on_writable,
+};

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * repl.h - the replication engine on the primary: takes op records from the
+ * shim (FUSE worker threads), gives them one total order of sequence numbers,
+ * sends them over the peer link and completes them (the application's call
+ * returns) when the cumulative ACK covers them.
+ *
+ * Guarantees per <rfs async>: "second" and "none" complete an op once the
+ * secondary applied it (for "none" the secondary also made fsync/O_SYNC data
+ * durable before acking); "async" completes at once and keeps the record
+ * queued, bounded by asynclag bytes. In-flight bytes are bounded by
+ * maxinflight: producers block. Without a link, ops complete locally and the
+ * divergence is recorded (repl__diverged(): the resync issue will log the
+ * files); if the peer stops acking for sendtimeout, the link is dropped and
+ * the primary carries on alone.
+ *
+ * Threads: repl_submit() on FUSE workers; everything else on the loop thread.
+ */
+#ifndef MR_REPL_H
+#define MR_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf.h"
+#include "shim.h"
+
+struct repl;
+struct peer;
+
+struct repl_stats {
+	bool link_up;
+	bool diverged;      /* ops completed without the peer */
+	uint64_t last_seq;  /* last sequence number assigned */
+	uint64_t acked_seq; /* last sequence number the peer applied */
+	uint64_t inflight_ops;
+	uint64_t inflight_bytes;
+	uint64_t alone_ops; /* ops completed locally only */
+};
+
+/* Create the engine (loop thread). n_dirs replicated directories; the shim of
+ * directory i must be given repl_submit and repl_dir_ctx(r, i). */
+int repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, struct repl **out);
+
+/* The submit context for replicated directory i. */
+void *repl_dir_ctx(struct repl *r, size_t i);
+
+/* shim_submit_fn: FUSE worker thread, shim ordering lock held. May block
+ * (backpressure). Returns false when there is no link (the shim completes). */
+bool repl_submit(void *ctx, struct shim_op *op);
+
+/* The peer link (borrowed; may be NULL). */
+void repl_set_peer(struct repl *r, struct peer *p);
+
+/* Can the link resume with a secondary that applied up to peer_last_seq?
+ * 0, or -1 with the reason in why (nothing missed is the only case now). */
+int repl_check_pairing(struct repl *r, uint64_t peer_last_seq, char *why, size_t why_len);
+
+void repl_link_up(struct repl *r);
+void repl_link_down(struct repl *r, const char *why);
+void repl_on_ack(struct repl *r, uint64_t seq);
+void repl_on_writable(struct repl *r);
+
+void repl_get_stats(struct repl *r, struct repl_stats *st);
+
+/* Complete everything, close handles; frees itself after the last close. */
+void repl_stop(struct repl *r);
+
+#endif

@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""Synchronous replication between two real mirrord over TLS (DESIGN.md section 2).
+
+n1 runs `mirrord --role primary`, n2 `mirrord --role secondary`, each in its own network
+and mount namespaces. A workload runs on n1 through the mount; the test then compares the
+two nodes' real directories entry by entry (content hash, type, mode, owner, size, link
+count and hard-link groups, user xattrs, file mtimes). Directory mtimes are not compared:
+a namespace op changes its parent's mtime on each node at its own moment (not replicated
+yet). Also: crash safety (SIGKILL of the primary's mirrord under load: every write the
+application saw return is on the secondary) and hostile input (a peer with a valid
+certificate sending paths that escape the root).
+"""
+import os
+import random
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+sys.path.insert(0, os.path.join(HERE, "shim"))
+import hamirror_test as ht  # noqa: E402
+import posix_suite as ps  # noqa: E402
+
+# The workload: more than 20 kinds of operation, run inside n1's namespaces.
+WORKLOAD = r"""
+import ctypes, mmap, os, sys
+d = sys.argv[1]
+J = lambda *p: os.path.join(d, *p)
+libc = ctypes.CDLL(None, use_errno=True)
+def renameat2(a, b, flags):
+    if libc.syscall(316, -100, a.encode(), -100, b.encode(), flags) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
+os.mkdir(J("dir")); os.mkdir(J("dir", "sub"))
+with open(J("a.txt"), "w") as f: f.write("hello\n")                      # create + write
+with open(J("a.txt"), "a") as f: f.write("appended\n")                   # O_APPEND
+fd = os.open(J("sparse"), os.O_CREAT | os.O_RDWR, 0o640)
+os.pwrite(fd, b"end", 1 << 20); os.pwrite(fd, b"start", 0)              # sparse writes
+libc.fallocate(fd, 0, ctypes.c_long(8192), ctypes.c_long(65536))       # fallocate
+libc.fallocate(fd, 3, ctypes.c_long(0), ctypes.c_long(4096))             # punch hole
+os.fsync(fd); os.close(fd)
+fd = os.open(J("big"), os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, os.urandom(3 << 20)); os.fdatasync(fd); os.close(fd)        # 1 MiB records
+os.truncate(J("big"), 1 << 20)                                           # truncate shrink
+os.truncate(J("a.txt"), 100)                                             # truncate grow
+fd = os.open(J("open-renamed"), os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"before ")
+os.rename(J("open-renamed"), J("dir", "renamed"))                        # rename while open
+os.write(fd, b"after rename"); os.close(fd)
+fd = os.open(J("ghost"), os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"ghost data"); os.unlink(J("ghost"))                       # unlink while open
+os.write(fd, b" more"); os.fsync(fd); os.close(fd)
+os.link(J("a.txt"), J("dir", "hard"))                                    # hard link
+os.symlink("../a.txt", J("dir", "ln"))                                   # symlink
+os.mkfifo(J("fifo"), 0o600)                                              # mknod (fifo)
+os.chmod(J("dir", "renamed"), 0o600)                                     # chmod
+os.chown(J("a.txt"), 1234, 5678)                                         # chown
+os.lchown(J("dir", "ln"), 42, 43)                                        # lchown
+os.utime(J("sparse"), ns=(1_000_000_000, 2_000_000_123))                 # utimens
+os.setxattr(J("a.txt"), "user.color", b"blue")                           # setxattr
+os.setxattr(J("big"), "user.tmp", b"x"); os.removexattr(J("big"), "user.tmp")  # removexattr
+with open(J("mm"), "wb") as f: f.write(b"\0" * 8192)
+with open(J("mm"), "r+b") as f:                                          # mmap writes
+    m = mmap.mmap(f.fileno(), 8192); m[100:105] = b"MMAP!"; m.flush(); m.close()
+with open(J("x1"), "w") as f: f.write("one")
+with open(J("x2"), "w") as f: f.write("two")
+renameat2(J("x1"), J("x2"), 2)                                           # RENAME_EXCHANGE
+try:
+    renameat2(J("x1"), J("x2"), 1)                                       # NOREPLACE: EEXIST
+except OSError:
+    pass
+os.rename(J("x1"), J("dir", "sub", "moved"))                             # rename across dirs
+os.mkdir(J("gone")); os.rmdir(J("gone"))                                 # mkdir + rmdir
+with open(J("trunc"), "w") as f: f.write("long content here")
+with open(J("trunc"), "w") as f: f.write("short")                        # O_TRUNC reopen
+os.unlink(J("x2"))                                                       # unlink
+fd = os.open(J("dsync"), os.O_CREAT | os.O_WRONLY | os.O_DSYNC, 0o644)   # O_DSYNC writes
+os.write(fd, b"durable"); os.close(fd)
+print("workload done")
+"""
+
+
+def compare_trees(a, b):
+    """Lines describing how two real directories differ (empty: identical)."""
+    def norm(man):
+        out = {}
+        for k, v in man.items():
+            if v[0] == "dir":
+                v = v[:9] + (None,)  # directory mtimes: see the module docstring
+            out[k] = v
+        return out
+    return ps.manifest_diff(norm(ps.manifest(a)), norm(ps.manifest(b)))
+
+
+class ReplicationCase(unittest.TestCase):
+    async_mode = "second"
+
+    def start_pair(self, c):
+        c.start_daemon("n2", extra=["--role", "secondary"])
+        c.start_daemon("n1", extra=["--role", "primary"])
+        ht.wait_for(lambda: c.status("n1")["state"] == "PRIM" and
+                    c.status("n2")["state"] == "SECOND", 20,
+                    what="n1 PRIM and n2 SECOND")
+
+    def real(self, c, node):
+        return c.node(node).repl_dirs["data"][0]
+
+    def shared(self, c):
+        return c.node("n1").repl_dirs["data"][1]
+
+    def run_workload(self, c):
+        rc, out, err = c.run("n1", sys.executable, "-c", WORKLOAD, self.shared(c), timeout=120)
+        self.assertEqual(rc, 0, "workload failed:\n%s%s" % (out, err))
+        st = c.status("n1")["replication"]
+        self.assertEqual(st["acked_seq"], st["last_seq"], st)
+        self.assertFalse(st["diverged"], st)
+        self.assertGreater(st["last_seq"], 40, st)
+
+    def check_identical(self, c):
+        # RELEASE of the last files is asynchronous; it changes no data, but let the
+        # secondary apply everything that was sent before comparing
+        ht.wait_for(lambda: c.status("n2")["replication"]["received_seq"] ==
+                    c.status("n1")["replication"]["last_seq"], 10, what="secondary caught up")
+        lines = compare_trees(self.real(c, "n1"), self.real(c, "n2"))
+        self.assertFalse(lines, "primary and secondary differ:\n  " + "\n  ".join(lines))
+        self.assertFalse(c.status("n2")["replication"]["apply_failed"])
+
+
+class MixedWorkloadSecond(ReplicationCase):
+    def test_mixed_workload_identical(self):
+        with ht.Cluster(async_mode=self.async_mode) as c:
+            self.start_pair(c)
+            self.run_workload(c)
+            self.check_identical(c)
+            # the secondary's copy is read-only to local users
+            rc, out, err = c.run("n2", "/bin/sh", "-c", "echo x > %s/local" % self.shared(c))
+            self.assertNotEqual(rc, 0)
+            self.assertIn("Read-only file system", err)
+            for n in ("n1", "n2"):
+                self.assertEqual(c.stop_daemon(n), 0)
+            self.assertFalse(c.sanitizer_reports())
+
+
+class MixedWorkloadNone(MixedWorkloadSecond):
+    async_mode = "none"
+
+
+# A writer that records each write only after the call returned (after fsync with
+# async="none"), in a log outside the replicated directory.
+WRITER = r"""
+import os, sys, hashlib
+d, logpath, sync = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+log = open(logpath, "a", buffering=1)
+i = 0
+try:
+    while True:
+        name = "f%03d" % (i % 50)
+        data = ("%08d" % i).encode() * 512
+        fd = os.open(os.path.join(d, name), os.O_CREAT | os.O_WRONLY, 0o644)
+        off = (i // 50) * len(data)
+        os.pwrite(fd, data, off)
+        if sync:
+            os.fsync(fd)
+        os.close(fd)
+        log.write("%s %d %s\n" % (name, off, hashlib.sha256(data).hexdigest()))
+        i += 1
+except OSError as e:
+    print("writer stopped: %s after %d writes" % (e, i), flush=True)
+"""
+
+
+class CrashSafety(ReplicationCase):
+    rounds = 10
+
+    def test_sigkill_primary_loses_no_acknowledged_write(self):
+        rnd = random.Random(int(os.environ.get("MR_TEST_SEED", "1234")))
+        for mode in ("second", "none"):
+            with ht.Cluster(async_mode=mode) as c:
+                for rnd_i in range(self.rounds // 2):
+                    self.one_round(c, rnd, mode, rnd_i)
+
+    def one_round(self, c, rnd, mode, rnd_i):
+        for n in ("n1", "n2"):  # fresh copies: a restarted pair would need a resync
+            for e in os.listdir(self.real(c, n)):
+                subprocess.run(["rm", "-rf", os.path.join(self.real(c, n), e)], check=True)
+        self.start_pair(c)
+        logpath = os.path.join(c.node("n1").out_dir, "writes-%s-%d.log" % (mode, rnd_i))
+        w = c.popen("n1", sys.executable, "-c", WRITER, self.shared(c), logpath,
+                    "1" if mode == "none" else "0")
+        ht.wait_for(lambda: os.path.exists(logpath) and os.path.getsize(logpath) > 0, 20,
+                    what="writer started")
+        time.sleep(rnd.uniform(0.05, 0.6))  # the random moment (not a synchronisation)
+        os.kill(c.daemon_pid("n1"), 9)
+        c.node("n1").daemon.wait(10)
+        c.node("n1").daemon = None
+        w.wait(30)
+        with open(logpath) as f:
+            records = [ln.split() for ln in f if ln.strip()]
+        self.assertGreater(len(records), 0)
+        sec = self.real(c, "n2")
+        for name, off, digest in records:
+            with open(os.path.join(sec, name), "rb") as f:
+                f.seek(int(off))
+                got = f.read(4096)
+            import hashlib
+            self.assertEqual(hashlib.sha256(got).hexdigest(), digest,
+                             "%s mode=%s round %d: acknowledged write %s@%s missing on the "
+                             "secondary (%d writes recorded)" % (c.prefix, mode, rnd_i, name,
+                                                                 off, len(records)))
+        ht.log("crash round mode=%s %d: %d acknowledged writes all on the secondary" % (
+            mode, rnd_i, len(records)))
+        self.assertEqual(c.stop_daemon("n2"), 0)
+
+
+# A TLS client with n1's certificate that plays a primary and sends hostile ops.
+EVIL = r"""
+import socket, ssl, struct, sys
+ca, cert, key, host, port, module, hash_hex, path = sys.argv[1:9]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_verify_locations(ca)
+ctx.load_cert_chain(cert, key)
+raw = socket.create_connection((host, int(port)), timeout=10)
+s = ctx.wrap_socket(raw, server_hostname="n2")
+def pstr(b):
+    return struct.pack(">H", len(b)) + b
+def frame(t, p):
+    return struct.pack(">IHH", len(p), t, 0) + p
+hello = (struct.pack(">HB", 1, 1) + pstr(b"n1") + pstr(module.encode())
+         + bytes.fromhex(hash_hex) + bytes(16) + struct.pack(">Q", 0))
+s.sendall(frame(1, hello))
+buf = b""
+while len(buf) < 8:
+    d = s.recv(4096)
+    if not d:
+        print("EOF before HELLO", flush=True); sys.exit(1)
+    buf += d
+print("peer frame type=%d" % struct.unpack(">IHH", buf[:8])[1], flush=True)
+# OP seq 1: CREATE (type 2) of a file at the hostile path
+op = (struct.pack(">QBB", 1, 2, 0) + struct.pack(">II", 0o100, 0) + struct.pack(">Q", 5)
+      + struct.pack(">III", 0o100644, 0, 0) + struct.pack(">QQQ", 0, 0, 0)
+      + struct.pack(">qI", 0, 0) + struct.pack(">qI", 0, 0)
+      + pstr(path.encode()) + pstr(b"") + pstr(b"") + struct.pack(">I", 0))
+s.sendall(frame(3, op))
+try:
+    while s.recv(4096):
+        pass
+except (ssl.SSLError, OSError) as e:
+    pass
+print("closed", flush=True)
+"""
+
+
+class HostilePeer(ReplicationCase):
+    def test_paths_escaping_the_root_are_refused(self):
+        with ht.Cluster() as c:
+            c.start_daemon("n2", extra=["--role", "secondary"])
+            h = c.status("n2")["config_hash"]
+            real = self.real(c, "n2")
+            outside = os.path.dirname(real)
+            # a symlink planted in the secondary's real directory, pointing out of it
+            os.symlink(outside, os.path.join(real, "evil"))
+            cases = [("../escaped", "malformed|refused op|\\.\\."),
+                     ("/abs-escaped", "refused op"),
+                     ("evil/escaped-link", "no longer matches|cannot apply")]
+            for path, why in cases:
+                off = os.path.getsize(c.node("n2").log_file)
+                rc, out, err = c.run("n1", sys.executable, "-c", EVIL,
+                                     os.path.join(c.tls_dir, "ca.crt"),
+                                     os.path.join(c.tls_dir, "n1.crt"),
+                                     os.path.join(c.tls_dir, "n1.key"), ht.HOST_ADDR["n2"],
+                                     "9201", c.module, h, path, timeout=30)
+                self.assertEqual(rc, 0, out + err)
+                self.assertIn("peer frame type=1", out)
+                ht.wait_for(lambda: "link down" in ht.read_text(c.node("n2").log_file)[off:],
+                            15, what="n2 dropped the hostile link (%s)" % path)
+                text = ht.read_text(c.node("n2").log_file)[off:]
+                import re
+                self.assertRegex(text, why, text[-2000:])
+                for name in ("escaped", "abs-escaped", "escaped-link"):
+                    self.assertFalse(os.path.exists(os.path.join(outside, name)),
+                                     "%s was created outside the root" % name)
+                    self.assertFalse(os.path.exists("/" + name))
+                # the daemon is alive and answers
+                self.assertEqual(c.status("n2")["pid"], c.daemon_pid("n2"))
+                if "no longer matches" in why:
+                    break  # the copy is marked diverged: later links are refused
+            self.assertEqual(c.stop_daemon("n2"), 0)
+
+
+if __name__ == "__main__":
+    ht.main()
