@@ -257,6 +257,8 @@ pump(struct repl *r)
 		int e;
 
 		rec = list_pop(&r->unsent);
+		if (rec == NULL)
+			break;
 		e = send_rec(r, rec);
 		if (e < 0) {
 			/* the link is going down: on_down will complete it */
@@ -307,8 +309,12 @@ repl_on_ack(struct repl *r, uint64_t seq)
 		return;
 	r->acked_seq = seq;
 	r->last_ack_ms = mr_now_ms();
-	while (r->inflight.head != NULL && r->inflight.head->seq <= seq)
-		list_append(&done, list_pop(&r->inflight));
+	while (r->inflight.head != NULL && r->inflight.head->seq <= seq) {
+		struct repl_rec *rec = list_pop(&r->inflight);
+
+		if (rec != NULL)
+			list_append(&done, rec);
+	}
 	complete_list(r, &done);
 }
 

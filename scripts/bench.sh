@@ -7,6 +7,8 @@
 #   interception   each workload on raw ext4 and through mirror-shim (local mode, no
 #                  replication), alternating raw/shim, N runs each; prints the medians,
 #                  the ratio shim/raw and the target next to it ("ok"/"below target").
+#   replication    two mirrord over veth + TLS: seq write and 4K fdatasync latency,
+#                  async=second and none vs the same primary alone, and the TCP RTT.
 # Sizes can be overridden through the environment (for hosts with a low RLIMIT_NOFILE
 # hard limit, for instance): BENCH_SEQ_MIB (1024), BENCH_LAT_OPS (5000),
 # BENCH_CREATE_FILES (20000), BENCH_TREE_DIRS (100) x BENCH_TREE_FILES (1000).
@@ -26,7 +28,7 @@ QUICK=0
 BUILD=1
 BASE=/var/tmp
 SELECTED=()
-SECTIONS=(interception)
+SECTIONS=(interception replication)
 
 usage() {
 	sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -282,6 +284,23 @@ section_interception() {
 
 	shim_umount_all
 	rm -rf "$raw" "$shim"
+}
+
+# ---------------------------------------------------------------------------------------
+# Section: replication (two mirrord in network namespaces over veth + TLS 1.3; the
+# local baseline is the same primary with no secondary). See scripts/bench/repl_bench.py.
+
+section_replication() {
+	local args=(--runs "$RUNS")
+	if [ "$QUICK" -eq 1 ]; then
+		args+=(--seq-mib 64 --lat-ops 500)
+	fi
+	[ -n "${BENCH_SEQ_MIB:-}" ] && args+=(--seq-mib "$BENCH_SEQ_MIB")
+	[ -n "${BENCH_LAT_OPS:-}" ] && args+=(--lat-ops "$BENCH_LAT_OPS")
+	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/repl_bench.py "$LAT" "${args[@]}"; then
+		echo "bench.sh: replication section failed" >&2
+		: >"$WORK/failed"
+	fi
 }
 
 # ---------------------------------------------------------------------------------------

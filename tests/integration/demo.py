@@ -4,11 +4,13 @@
 witness on one machine, in network namespaces on 198.18.0.0/15, built with the same
 harness as the integration tests.
 
-It shows only what works today. The demo is a list of steps (STEPS); a later version adds
-its steps (an application, a failover and a failback) to that list, each a function
-step_x(demo) that prints what it does and raises on failure.
+It shows only what works today: n1 as primary and n2 as secondary (roles from --role),
+writes through n1's mount replicated to n2's read-only copy. The demo is a list of steps
+(STEPS); a later version adds its steps (an application, a failover and a failback) to
+that list, each a function step_x(demo) that prints what it does and raises on failure.
 """
 
+import json
 import os
 import sys
 import time
@@ -58,12 +60,17 @@ def step_topology(d):
 
 def step_start(d):
     c = d.c
-    d.title("Start mirrord on both nodes")
-    for n in c.node_names:
+    d.title("Start mirrord: n2 with --role secondary, then n1 with --role primary")
+    for n, role in (("n2", "secondary"), ("n1", "primary")):
         t0 = time.monotonic()
-        p = c.start_daemon(n, level="info")
-        print("  %s: mirrord -m %s -f started, pid %d, ready in %.2fs" % (
-            n, c.module, p.pid, time.monotonic() - t0))
+        p = c.start_daemon(n, level="info", extra=["--role", role])
+        print("  %s: mirrord -m %s -f --role %s started, pid %d, ready in %.2fs" % (
+            n, c.module, role, p.pid, time.monotonic() - t0))
+    t0 = time.monotonic()
+    ht.wait_for(lambda: c.status("n1")["state"] == "PRIM" and
+                c.status("n2")["state"] == "SECOND", 20, what="n1 PRIM and n2 SECOND")
+    print("  The TLS link is up: n1 is PRIM and n2 is SECOND after %.2fs." % (
+        time.monotonic() - t0))
 
 
 def step_status(d):
@@ -78,6 +85,139 @@ def step_state(d):
     for n in d.c.node_names:
         rc = d.c.state_rc(n)
         print("  %s: mirrorctl state -> exit code %d (%s)" % (n, rc, STATE_NAMES.get(rc, "?")))
+
+
+# Run inside n1's namespaces, through the mount: each operation the application makes
+# is replicated to n2 before the call returns (async="second": n2 has received it).
+WRITER = r"""
+import os, sys
+d = sys.argv[1]
+os.chdir(d)
+def say(what):
+    print("  n1$ " + what, flush=True)
+say("echo 'Hello from n1, written through the hamirror mount.' > hello.txt")
+with open("hello.txt", "w") as f:
+    f.write("Hello from n1, written through the hamirror mount.\n")
+say("write 4 MiB of random bytes (os.urandom) to random.bin.tmp, fsync it")
+fd = os.open("random.bin.tmp", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+data = os.urandom(4 << 20)
+off = 0
+while off < len(data):
+    off += os.write(fd, data[off:off + (1 << 20)])
+os.fsync(fd)
+os.close(fd)
+say("mv random.bin.tmp random.bin          (rename)")
+os.rename("random.bin.tmp", "random.bin")
+say("ln hello.txt hello-link.txt           (hard link)")
+os.link("hello.txt", "hello-link.txt")
+say("append a line to hello-link.txt (the same inode as hello.txt), fsync it")
+fd = os.open("hello-link.txt", os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"Appended through the hard link.\n")
+os.fsync(fd)
+os.close(fd)
+"""
+
+FILES = ("hello.txt", "hello-link.txt", "random.bin")
+
+# Checks, inside a node, the hard link and the rename (prints "ok").
+LAYOUT = r"""
+import os, sys
+d = sys.argv[1]
+a, b = os.stat(os.path.join(d, "hello.txt")), os.stat(os.path.join(d, "hello-link.txt"))
+ok = (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev) and a.st_nlink == 2
+ok = ok and not os.path.exists(os.path.join(d, "random.bin.tmp"))
+print("ok" if ok else "hard link or rename not as expected")
+"""
+
+
+def shared_dir(c):
+    """The configured path of the replicated directory (the same on both nodes)."""
+    return c.node("n1").repl_dirs["data"][1]
+
+
+def shell(d, node, script):
+    """Run a shell command line inside node, echo it and its output like a shell would."""
+    print("%s[%s]# %s%s" % (BOLD, node, script, RESET), flush=True)
+    rc, out, err = d.c.run(node, "/bin/sh", "-c", script)
+    sys.stdout.write(out)
+    sys.stdout.write(err)
+    sys.stdout.flush()
+    return rc, out, err
+
+
+def step_write(d):
+    c = d.c
+    d.title("Write on the primary through its mount (inside n1's namespaces)")
+    print("n1 has the replicated directory mounted read-write (FUSE) at %s;" % shared_dir(c))
+    print("a short Python script there writes, renames, hard-links and fsyncs:")
+    rc, out, err = c.run("n1", sys.executable, "-c", WRITER, shared_dir(c), timeout=60)
+    sys.stdout.write(out)
+    if rc != 0:
+        sys.stdout.write(err)
+        raise ht.HarnessError("the writer on n1 failed with exit code %d" % rc)
+    print("  done: with async=\"second\" each call above returned only after n2 had applied it.")
+    # acks are cumulative and mean "applied"; the last ones (e.g. the RELEASE of a file
+    # closed just now) may still be in flight: wait until n2 has applied all n1 sent
+    def caught_up():
+        r1 = c.status("n1")["replication"]
+        return (r1["acked_seq"] == r1["last_seq"] and
+                c.status("n2")["replication"]["received_seq"] == r1["last_seq"])
+    ht.wait_for(caught_up, 10, what="n2 caught up with n1")
+
+
+def step_compare(d):
+    c = d.c
+    d.title("The same bytes on the secondary (n2 reads its own copy, mounted read-only)")
+    sums = {}
+    for n in c.node_names:
+        rc, out, _ = shell(d, n, "cd %s && ls -li && sha256sum %s" % (shared_dir(c),
+                                                                     " ".join(FILES)))
+        if rc != 0:
+            raise ht.HarnessError("%s: listing or hashing the files failed" % n)
+        sums[n] = dict(reversed(ln.split(None, 1)) for ln in out.splitlines()
+                       if len(ln.split()) == 2 and len(ln.split()[0]) == 64)
+        print()
+    print("Side by side (sha256, first 32 hex digits):")
+    print("  %-16s %-34s %s" % ("file", "n1 (primary, via mount)", "n2 (secondary, read-only)"))
+    all_same = True
+    for f in FILES:
+        a, b = sums["n1"].get(f, "-"), sums["n2"].get(f, "-")
+        same = a == b and a != "-"
+        all_same = all_same and same
+        print("  %-16s %-34s %-34s %s" % (f, a[:32], b[:32], "MATCH" if same else "DIFFER"))
+    if not all_same:
+        raise ht.HarnessError("the secondary's copy differs from the primary's")
+    print("All %d files are byte-for-byte identical on both nodes." % len(FILES))
+    for n in c.node_names:
+        rc, out, err = c.run(n, sys.executable, "-c", LAYOUT, shared_dir(c))
+        if rc != 0 or out.strip() != "ok":
+            raise ht.HarnessError("%s: unexpected layout: %s%s" % (n, out, err))
+    print("On both nodes hello.txt and hello-link.txt are one inode (link count 2), and")
+    print("random.bin.tmp no longer exists (the rename was replicated, not a copy).")
+
+    print("\nWriting on the secondary is refused: its copy is mounted read-only.")
+    rc, _, err = shell(d, "n2", "echo 'local write' > %s/local.txt" % shared_dir(c))
+    print("(exit code %d)" % rc)
+    if rc == 0 or "Read-only file system" not in err:
+        raise ht.HarnessError("a write on the secondary did not fail with EROFS")
+
+
+def step_counters(d):
+    c = d.c
+    d.title("Replication counters (the \"replication\" object of mirrorctl status --json)")
+    for n in c.node_names:
+        st = c.status(n)
+        r = st.get("replication", {})
+        print("  %s (%s): %s" % (n, st.get("state"), ", ".join(
+            "%s=%s" % (k, json.dumps(v)) for k, v in r.items())))
+    r1 = c.status("n1")["replication"]
+    r2 = c.status("n2")["replication"]
+    done = r1["acked_seq"] == r1["last_seq"] == r2["received_seq"]
+    print("n1 numbered %d operations (last_seq); n2 has applied and acknowledged every one"
+          % r1["last_seq"])
+    print("up to %d (acked_seq, on n1) and received up to %d (received_seq): %s." % (
+        r1["acked_seq"], r2["received_seq"],
+        "nothing is outstanding" if done else "NOT all caught up"))
 
 
 def step_config_check(d):
@@ -103,17 +243,20 @@ def step_stop(d):
     d.cmd(c.node_names[0], "status")
 
 
-STEPS = [step_topology, step_start, step_status, step_state, step_config_check, step_stop]
+STEPS = [step_topology, step_start, step_status, step_state, step_write, step_compare,
+         step_counters, step_config_check, step_stop]
 
 NOT_YET = """
-What you saw is everything this version does end to end: two daemons that load and
-validate the configuration, know their node and peer, answer mirrorctl on a root-only
-control socket, and stop cleanly. Both nodes stay in STOP.
+What you saw is what this version does end to end: two daemons that load and validate
+the configuration, answer mirrorctl on a root-only control socket, and replicate the
+application's writes synchronously over a TLS link: every operation on the primary's
+mount is numbered, sent to the secondary and applied there in order, so its read-only
+copy holds the same bytes. Both daemons stop cleanly.
 
-Not shown, because it does not exist yet: heartbeats between the nodes, the start
-command and the WAIT/ALONE/PRIM/SECOND states, replication of the application's
-writes, the virtual IP, restart scripts, failover and failback, resync. They arrive in
-later versions, and this demo will show them as they do.
+Not shown, because it does not exist yet: heartbeats between the nodes, automatic
+failover and failback, the virtual IP, restart scripts and resync. For now the roles are
+given by --role (primary/secondary) at start-up. These arrive in later versions, and
+this demo will show them as they do.
 """
 
 

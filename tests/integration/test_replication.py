@@ -213,6 +213,40 @@ class CrashSafety(ReplicationCase):
         self.assertEqual(c.stop_daemon("n2"), 0)
 
 
+class StalledSecondary(ReplicationCase):
+    def test_primary_carries_on_when_the_secondary_stops_acknowledging(self):
+        """SIGSTOP the secondary's mirrord: the primary's writes see latency, never an
+        error; the link is dropped (peer silent, or sendtimeout) and n1 goes ALONE with
+        the divergence recorded; after SIGCONT the secondary does not silently resume."""
+        with ht.Cluster() as c:
+            self.start_pair(c)
+            d = self.shared(c)
+            rc, out, err = c.run("n1", "/bin/sh", "-c", "echo before > %s/f && sync" % d)
+            self.assertEqual(rc, 0, err)
+            os.kill(c.daemon_pid("n2"), 19)  # SIGSTOP
+            try:
+                t = time.monotonic()
+                rc, out, err = c.run("n1", sys.executable, "-c",
+                                     "import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY|os.O_APPEND);"
+                                     "os.write(fd, b'during stall\\n'); os.fsync(fd)",
+                                     os.path.join(d, "f"), timeout=60)
+                waited = time.monotonic() - t
+                self.assertEqual(rc, 0, "the application saw an error: %s" % err)
+                ht.log("write during a stalled secondary returned after %.1f s" % waited)
+                ht.wait_for(lambda: c.status("n1")["state"] == "ALONE", 30,
+                            what="n1 ALONE after the stall")
+                self.assertTrue(c.status("n1")["replication"]["diverged"])
+            finally:
+                os.kill(c.daemon_pid("n2"), 18)  # SIGCONT
+            # the resumed secondary is refused: it missed a change (resync issue)
+            off = os.path.getsize(c.node("n1").log_file)
+            ht.wait_for(lambda: "needs a resync" in ht.read_text(c.node("n1").log_file)[off:],
+                        30, what="n1 refuses to re-pair with the stale secondary")
+            self.assertEqual(c.status("n1")["state"], "ALONE")
+            for n in ("n1", "n2"):
+                self.assertEqual(c.stop_daemon(n), 0)
+
+
 # A TLS client with n1's certificate that plays a primary and sends hostile ops.
 EVIL = r"""
 import socket, ssl, struct, sys
