@@ -239,24 +239,32 @@ op_free(struct op_full *o)
 	free(o);
 }
 
-/* Hand the op to the engine. Called with the ordering lock held, so ops
- * reach the engine in the order their effects happened. In local mode the
- * op is returned to be completed by the caller once the lock is dropped
- * (no lock is held across fuse_reply_*()). */
-static struct op_full *
-op_submit(struct shim *s, struct op_full *o)
+/* Hand the op to the engine, then release the ordering lock `held`. The
+ * engine is called with the lock held, so ops reach it in the order their
+ * effects happened. An op the engine did not take (local mode, no peer) is
+ * completed here once the lock is dropped: no lock is held across
+ * fuse_reply_*(). */
+static void
+op_submit_unlock(struct shim *s, struct op_full *o, pthread_mutex_t *held)
 {
+	bool taken;
+
 	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
-	if (s->submit == NULL || !s->submit(s->submit_ctx, &o->op))
-		return o;
-	return NULL;
+	taken = s->submit != NULL && s->submit(s->submit_ctx, &o->op);
+	pthread_mutex_unlock(held);
+	if (!taken)
+		shim_op_complete(&o->op);
 }
 
+/* The local operation failed: release `held`, drop the op, answer err. */
 static void
-op_finish(struct op_full *o)
+op_abort_unlock(struct op_full *o, pthread_mutex_t *held, int err)
 {
-	if (o != NULL)
-		shim_op_complete(&o->op);
+	fuse_req_t req = o->req;
+
+	pthread_mutex_unlock(held);
+	op_free(o);
+	fuse_reply_err(req, err);
 }
 
 static struct op_full *
@@ -568,7 +576,7 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 	struct shim_inode *in = shim_inode_of(s, ino);
 	struct shim_fh fh_copy = fi != NULL ? fh_get(fi) : (struct shim_fh){ .fd = -1 };
 	struct shim_fh *fh = fi != NULL ? &fh_copy : NULL;
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	uint32_t done;
 	int ifd, r;
 
@@ -618,9 +626,7 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 		o->kind = R_ATTR;
 		o->e.attr_timeout = cache_timeout(s);
 	}
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 static void
@@ -657,7 +663,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
 	enum shim_op_type type;
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	int dfd, r;
 
 	if (is_ro(s)) {
@@ -692,9 +698,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	if (r == 0)
 		r = do_lookup(s, dir, name, &o->e, &in);
 	if (r < 0) {
-		pthread_mutex_unlock(&s->ns_lock);
-		op_free(o);
-		fuse_reply_err(req, -r);
+		op_abort_unlock(o, &s->ns_lock, -r);
 		return;
 	}
 	o->kind = R_ENTRY;
@@ -709,9 +713,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	o->op.atime = o->e.attr.st_atim;
 	o->op.mtime = o->e.attr.st_mtim;
 	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&s->ns_lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &s->ns_lock);
 }
 
 static void
@@ -737,7 +739,7 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino), *dir = shim_inode_of(s, newparent), *got;
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	int ifd, dfd, r;
 
 	if (is_ro(s)) {
@@ -761,17 +763,13 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	if (r == 0)
 		r = do_lookup(s, dir, newname, &o->e, &got);
 	if (r < 0) {
-		pthread_mutex_unlock(&s->ns_lock);
-		op_free(o);
-		fuse_reply_err(req, -r);
+		op_abort_unlock(o, &s->ns_lock, -r);
 		return;
 	}
 	o->kind = R_ENTRY;
 	o->in = got;
 	o->op.path = shim_rel_path(s, dir, newname);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&s->ns_lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &s->ns_lock);
 }
 
 static void
@@ -779,7 +777,7 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	int dfd;
 
 	if (is_ro(s)) {
@@ -802,16 +800,12 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	if (unlinkat(dfd, name, flags) == -1) {
 		int e = errno;
 
-		pthread_mutex_unlock(&s->ns_lock);
-		op_free(o);
-		fuse_reply_err(req, e);
+		op_abort_unlock(o, &s->ns_lock, e);
 		return;
 	}
 	o->kind = R_ERR;
 	o->op.path = shim_rel_path(s, dir, name);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&s->ns_lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &s->ns_lock);
 }
 
 static void
@@ -832,7 +826,7 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *ndir = shim_inode_of(s, newparent);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	int dfd, ndfd;
 
 	if (is_ro(s)) {
@@ -856,18 +850,14 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	if (syscall(SYS_renameat2, dfd, name, ndfd, newname, flags) == -1) {
 		int e = errno;
 
-		pthread_mutex_unlock(&s->ns_lock);
-		op_free(o);
-		fuse_reply_err(req, e);
+		op_abort_unlock(o, &s->ns_lock, e);
 		return;
 	}
 	o->kind = R_ERR;
 	o->op.flags = flags;
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.path2 = shim_rel_path(s, ndir, newname);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&s->ns_lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &s->ns_lock);
 }
 
 static bool
@@ -952,7 +942,7 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct op_full *o = NULL, *done_o;
+	struct op_full *o = NULL;
 	struct shim_fh *fh;
 	char name[24];
 	int fd, flags;
@@ -1005,9 +995,7 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	o->fh = fh;
 	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC));
 	o->op.path = shim_rel_path(s, in, NULL);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 static void
@@ -1016,7 +1004,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	struct shim_fh *fh = NULL;
 	int dfd, fd, r;
 
@@ -1073,9 +1061,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->op.atime = o->e.attr.st_atim;
 	o->op.mtime = o->e.attr.st_mtim;
 	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&s->ns_lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &s->ns_lock);
 }
 
 static void
@@ -1142,7 +1128,7 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
 	struct shim_fh fh = fh_get(fi);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	const void *src = buf;
 	void *copy = NULL;
 	ssize_t n;
@@ -1193,9 +1179,7 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 	o->op.off = (uint64_t)off;
 	o->op.len = (size_t)n;
 	o->op.data = copy;
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 /* fallocate, fsync, flush and release: a data-path op with a plain reply. */
@@ -1205,7 +1189,7 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const vo
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	int r = 0;
 
 	o = op_new(s, req, type, in);
@@ -1238,18 +1222,14 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const vo
 	if (r == -1) {
 		int e = errno;
 
-		pthread_mutex_unlock(&in->lock);
-		op_free(o);
-		fuse_reply_err(req, e);
+		op_abort_unlock(o, &in->lock, e);
 		return;
 	}
 	o->kind = R_ERR;
 	o->op.flags = type == SHIM_OP_FALLOCATE ? (uint32_t)mode : (uint32_t)datasync;
 	o->op.off = (uint64_t)off;
 	o->op.size = (uint64_t)len;
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 static void
@@ -1507,7 +1487,7 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	char proc[40];
 
 	if (is_ro(s)) {
@@ -1538,16 +1518,12 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 	if (setxattr(proc, name, value, size, flags) == -1) {
 		int e = errno;
 
-		pthread_mutex_unlock(&in->lock);
-		op_free(o);
-		fuse_reply_err(req, e);
+		op_abort_unlock(o, &in->lock, e);
 		return;
 	}
 	o->kind = R_ERR;
 	o->op.path = shim_rel_path(s, in, NULL);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 static void
@@ -1666,7 +1642,7 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino);
-	struct op_full *o, *done_o;
+	struct op_full *o;
 	char proc[40];
 
 	if (is_ro(s)) {
@@ -1693,16 +1669,12 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (removexattr(proc, name) == -1) {
 		int e = errno;
 
-		pthread_mutex_unlock(&in->lock);
-		op_free(o);
-		fuse_reply_err(req, e);
+		op_abort_unlock(o, &in->lock, e);
 		return;
 	}
 	o->kind = R_ERR;
 	o->op.path = shim_rel_path(s, in, NULL);
-	done_o = op_submit(s, o);
-	pthread_mutex_unlock(&in->lock);
-	op_finish(done_o);
+	op_submit_unlock(s, o, &in->lock);
 }
 
 /*
