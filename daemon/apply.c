@@ -280,6 +280,15 @@ apply_setattr_op(int fd, const struct proto_op *op, bool is_link)
 	return 0;
 }
 
+/* Set the mtime of the directory dfd (an O_PATH fd), atime untouched. */
+static int
+set_mtime(int dfd, int64_t sec, uint32_t nsec)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = sec, .tv_nsec = nsec } };
+
+	return utimensat(dfd, "", tv, AT_EMPTY_PATH) == -1 ? -errno : 0;
+}
+
 /* The times the primary's object got (op->valid ATIME/MTIME), on dfd/base
  * or, with base NULL, on the open file dfd. */
 static int
@@ -471,6 +480,11 @@ apply_one(struct apply *a, const struct proto_op *op)
 		r = -EINVAL;
 		break;
 	}
+	/* namespace ops: the parents' mtimes as the primary's got them */
+	if (r == 0 && dfd >= 0 && (op->valid & SHIM_SET_PMTIME))
+		r = set_mtime(dfd, op->pmtime_sec, op->pmtime_nsec);
+	if (r == 0 && dfd2 >= 0 && (op->valid & SHIM_SET_PMTIME2))
+		r = set_mtime(dfd2, op->pmtime2_sec, op->pmtime2_nsec);
 	if (owned)
 		(void)close(fd);
 	close_parent(a, op->dir, dfd);

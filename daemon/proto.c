@@ -29,7 +29,7 @@ _Static_assert(PROTO_OP_MAX == SHIM_OP_RELEASE, "PROTO_OP_MAX must match enum sh
 /* Fixed parts of the payloads (see docs/PROTOCOL.md). */
 #define HELLO_FIXED  (2u + 1u + 2u + 2u + 16u + 16u + 8u)
 #define REFUSE_FIXED (2u + 2u)
-#define OP_FIXED     (8u + 1u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + 8u + 4u + 8u + 4u + 2u * 3 + 4u)
+#define OP_FIXED     (8u + 1u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + (8u + 4u) * 4 + 2u * 3 + 4u)
 #define ACK_LEN      16u
 #define PING_LEN     8u
 #define STR_MAX_LEN  (PROTO_MAX_STR - 1u)
@@ -307,6 +307,10 @@ decode_op(struct rd *r, struct proto_op *o)
 	rd_nsec(r, &o->atime_nsec, "atime_nsec");
 	o->mtime_sec = u64_to_i64(rd_u64(r, "mtime_sec"));
 	rd_nsec(r, &o->mtime_nsec, "mtime_nsec");
+	o->pmtime_sec = u64_to_i64(rd_u64(r, "pmtime_sec"));
+	rd_nsec(r, &o->pmtime_nsec, "pmtime_nsec");
+	o->pmtime2_sec = u64_to_i64(rd_u64(r, "pmtime2_sec"));
+	rd_nsec(r, &o->pmtime2_nsec, "pmtime2_nsec");
 	rd_str(r, &o->path, "path");
 	rd_str(r, &o->path2, "path2");
 	rd_str(r, &o->name, "name");
@@ -445,7 +449,8 @@ payload_len_of(const struct proto_msg *msg, size_t *len)
 		o = &msg->u.op;
 		if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
 			return MR_EPROTO;
-		if (o->atime_nsec >= NSEC_PER_SEC || o->mtime_nsec >= NSEC_PER_SEC)
+		if (o->atime_nsec >= NSEC_PER_SEC || o->mtime_nsec >= NSEC_PER_SEC ||
+		    o->pmtime_nsec >= NSEC_PER_SEC || o->pmtime2_nsec >= NSEC_PER_SEC)
 			return MR_EPROTO;
 		if ((r = str_check(&o->path)) < 0 || (r = str_check(&o->path2)) < 0 ||
 		    (r = str_check(&o->name)) < 0)
@@ -506,7 +511,11 @@ w_op(uint8_t *p, const struct proto_op *o)
 	put32(p + 70, o->atime_nsec);
 	put64(p + 74, (uint64_t)o->mtime_sec);
 	put32(p + 82, o->mtime_nsec);
-	p = w_str(p + 86, &o->path);
+	put64(p + 86, (uint64_t)o->pmtime_sec);
+	put32(p + 94, o->pmtime_nsec);
+	put64(p + 98, (uint64_t)o->pmtime2_sec);
+	put32(p + 106, o->pmtime2_nsec);
+	p = w_str(p + 110, &o->path);
 	p = w_str(p, &o->path2);
 	p = w_str(p, &o->name);
 	put32(p, o->data_len);

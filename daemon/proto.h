@@ -97,6 +97,10 @@ struct proto_op {
 	uint32_t atime_nsec;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
+	int64_t pmtime_sec; /* namespace ops: the parent directory's new mtime */
+	uint32_t pmtime_nsec;
+	int64_t pmtime2_sec; /* RENAME/LINK: the second parent's */
+	uint32_t pmtime2_nsec;
 	struct proto_str path; /* relative to the replicated root; may be empty */
 	struct proto_str path2;
 	struct proto_str name; /* xattr name */

@@ -210,6 +210,10 @@ send_rec(struct repl *r, const struct repl_rec *rec)
 	o->atime_nsec = (uint32_t)op->atime.tv_nsec;
 	o->mtime_sec = op->mtime.tv_sec;
 	o->mtime_nsec = (uint32_t)op->mtime.tv_nsec;
+	o->pmtime_sec = op->pmtime.tv_sec;
+	o->pmtime_nsec = (uint32_t)op->pmtime.tv_nsec;
+	o->pmtime2_sec = op->pmtime2.tv_sec;
+	o->pmtime2_nsec = (uint32_t)op->pmtime2.tv_nsec;
 	to_str(&o->path, op->path);
 	to_str(&o->path2, op->path2);
 	to_str(&o->name, op->name);

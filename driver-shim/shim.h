@@ -57,12 +57,14 @@ enum shim_op_type {
 };
 
 /* SHIM_OP_SETATTR valid mask (what changed). */
-#define SHIM_SET_MODE  (1u << 0)
-#define SHIM_SET_UID   (1u << 1)
-#define SHIM_SET_GID   (1u << 2)
-#define SHIM_SET_SIZE  (1u << 3)
-#define SHIM_SET_ATIME (1u << 4) /* atime holds the time, or tv_nsec UTIME_NOW */
-#define SHIM_SET_MTIME (1u << 5)
+#define SHIM_SET_MODE    (1u << 0)
+#define SHIM_SET_UID     (1u << 1)
+#define SHIM_SET_GID     (1u << 2)
+#define SHIM_SET_SIZE    (1u << 3)
+#define SHIM_SET_ATIME   (1u << 4) /* atime holds the time, or tv_nsec UTIME_NOW */
+#define SHIM_SET_MTIME   (1u << 5)
+#define SHIM_SET_PMTIME  (1u << 6) /* namespace ops: pmtime = the parent's new mtime */
+#define SHIM_SET_PMTIME2 (1u << 7) /* RENAME: pmtime2 = the new parent's new mtime */
 
 struct shim;
 
@@ -93,6 +95,8 @@ struct shim_op {
 	uint64_t size; /* SHIM_SET_SIZE / fallocate length */
 	struct timespec atime;
 	struct timespec mtime;
+	struct timespec pmtime; /* see SHIM_SET_PMTIME */
+	struct timespec pmtime2;
 	char *name; /* xattr name */
 	void *data; /* write data or xattr value (a private copy) */
 	size_t len;

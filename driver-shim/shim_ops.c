@@ -202,6 +202,25 @@ shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name)
 	return out;
 }
 
+/* Namespace ops change their parent directories' mtimes: record them so the
+ * secondary can copy them (only with an engine; one fstat per parent). */
+static void
+record_pmtime(struct shim *s, struct op_full *o, int dfd, int ndfd)
+{
+	struct stat st;
+
+	if (s->submit == NULL)
+		return;
+	if (fstatat(dfd, "", &st, AT_EMPTY_PATH) == 0) {
+		o->op.pmtime = st.st_mtim;
+		o->op.valid |= SHIM_SET_PMTIME;
+	}
+	if (ndfd >= 0 && fstatat(ndfd, "", &st, AT_EMPTY_PATH) == 0) {
+		o->op.pmtime2 = st.st_mtim;
+		o->op.valid |= SHIM_SET_PMTIME2;
+	}
+}
+
 /* Data ops change the file's mtime: record the exact value so the secondary
  * can set the same (only with an engine; one fstat). */
 static void
@@ -713,6 +732,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	o->op.atime = o->e.attr.st_atim;
 	o->op.mtime = o->e.attr.st_mtim;
 	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
+	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
 
@@ -769,6 +789,7 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	o->kind = R_ENTRY;
 	o->in = got;
 	o->op.path = shim_rel_path(s, dir, newname);
+	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
 
@@ -805,6 +826,7 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	}
 	o->kind = R_ERR;
 	o->op.path = shim_rel_path(s, dir, name);
+	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
 
@@ -857,6 +879,7 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	o->op.flags = flags;
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.path2 = shim_rel_path(s, ndir, newname);
+	record_pmtime(s, o, dfd, ndfd);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
 
@@ -1061,6 +1084,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->op.atime = o->e.attr.st_atim;
 	o->op.mtime = o->e.attr.st_mtim;
 	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
+	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
 

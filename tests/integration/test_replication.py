@@ -4,9 +4,8 @@
 n1 runs `mirrord --role primary`, n2 `mirrord --role secondary`, each in its own network
 and mount namespaces. A workload runs on n1 through the mount; the test then compares the
 two nodes' real directories entry by entry (content hash, type, mode, owner, size, link
-count and hard-link groups, user xattrs, file mtimes). Directory mtimes are not compared:
-a namespace op changes its parent's mtime on each node at its own moment (not replicated
-yet). Also: crash safety (SIGKILL of the primary's mirrord under load: every write the
+count and hard-link groups, user xattrs, mtimes of files and directories: the primary sends
+the exact times its objects and their parent directories got). Also: crash safety (SIGKILL of the primary's mirrord under load: every write the
 application saw return is on the secondary) and hostile input (a peer with a valid
 certificate sending paths that escape the root).
 """
@@ -82,15 +81,12 @@ print("workload done")
 
 
 def compare_trees(a, b):
-    """Lines describing how two real directories differ (empty: identical)."""
-    def norm(man):
-        out = {}
-        for k, v in man.items():
-            if v[0] == "dir":
-                v = v[:9] + (None,)  # directory mtimes: see the module docstring
-            out[k] = v
-        return out
-    return ps.manifest_diff(norm(ps.manifest(a)), norm(ps.manifest(b)))
+    """Lines describing how two real directories differ (empty: identical), the root
+    directory itself included."""
+    def root(d):
+        st = os.stat(d)
+        return {".": ("dir", oct(st.st_mode & 0o7777), st.st_uid, st.st_gid, st.st_mtime_ns)}
+    return ps.manifest_diff(dict(ps.manifest(a), **root(a)), dict(ps.manifest(b), **root(b)))
 
 
 class ReplicationCase(unittest.TestCase):
@@ -274,7 +270,8 @@ print("peer frame type=%d" % struct.unpack(">IHH", buf[:8])[1], flush=True)
 # OP seq 1: CREATE (type 2) of a file at the hostile path
 op = (struct.pack(">QBB", 1, 2, 0) + struct.pack(">II", 0o100, 0) + struct.pack(">Q", 5)
       + struct.pack(">III", 0o100644, 0, 0) + struct.pack(">QQQ", 0, 0, 0)
-      + struct.pack(">qI", 0, 0) + struct.pack(">qI", 0, 0)
+      + struct.pack(">qI", 0, 0) + struct.pack(">qI", 0, 0)    # atime, mtime
+      + struct.pack(">qI", 0, 0) + struct.pack(">qI", 0, 0)    # parents' mtimes
       + pstr(path.encode()) + pstr(b"") + pstr(b"") + struct.pack(">I", 0))
 s.sendall(frame(3, op))
 try:

@@ -266,12 +266,12 @@ hdr_len_too_big(void **state)
 	put_hdr(h, 9, PROTO_PING);
 	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), MR_ETOOBIG);
 	/* The largest OP is accepted, one more byte is not. */
-	put_hdr(h, 96u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
+	put_hdr(h, 120u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
 	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), 0);
-	assert_int_equal(len, 96u + 3u * STR_MAX + PROTO_MAX_DATA);
-	put_hdr(h, 97u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
+	assert_int_equal(len, 120u + 3u * STR_MAX + PROTO_MAX_DATA);
+	put_hdr(h, 121u + 3u * STR_MAX + PROTO_MAX_DATA, PROTO_OP);
 	assert_int_equal(proto_hdr_decode(h, &type, &len, err, sizeof(err)), MR_ETOOBIG);
-	assert_true(97u + 3u * STR_MAX + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD);
+	assert_true(121u + 3u * STR_MAX + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD);
 }
 
 /* ---- round trips -------------------------------------------------------------- */
@@ -365,7 +365,7 @@ op_round_trip_max(void **state)
 		.data = data,
 		.data_len = PROTO_MAX_DATA,
 	};
-	assert_int_equal(proto_encoded_len(&m), PROTO_HDR_LEN + 96 + 3 * STR_MAX + PROTO_MAX_DATA);
+	assert_int_equal(proto_encoded_len(&m), PROTO_HDR_LEN + 120 + 3 * STR_MAX + PROTO_MAX_DATA);
 	round_trip(&m);
 	free(data);
 	free(p1);
@@ -468,7 +468,7 @@ golden_hello_bytes(void **state)
 }
 
 static const uint8_t golden_op[] = {
-	0x00, 0x00, 0x00, 0x65,                         /* len 101 */
+	0x00, 0x00, 0x00, 0x7d,                         /* len 125 */
 	0x00, 0x03,                                     /* OP */
 	0x00, 0x00,                                     /* flags */
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, /* seq 42 */
@@ -487,6 +487,10 @@ static const uint8_t golden_op[] = {
 	0x3b, 0x9a, 0xc9, 0xff,                         /* atime_nsec 999999999 */
 	0x00, 0x00, 0x00, 0x00, 0x5f, 0x5e, 0x10, 0x00, /* mtime_sec 1600000000 */
 	0x00, 0x00, 0x00, 0x01,                         /* mtime_nsec 1 */
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* pmtime_sec */
+	0x00, 0x00, 0x00, 0x00,                         /* pmtime_nsec */
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* pmtime2_sec */
+	0x00, 0x00, 0x00, 0x00,                         /* pmtime2_nsec */
 	0x00, 0x03, 'a',  '/',  'b',                    /* path */
 	0x00, 0x00,                                     /* path2 "" */
 	0x00, 0x00,                                     /* name "" */
@@ -597,9 +601,9 @@ other_types_every_truncation(void **state)
 
 /* Offsets inside the sample OP's payload (see docs/PROTOCOL.md). */
 #define OP_OFF_TYPE       8
-#define OP_OFF_ATIME_NSEC 69
-#define OP_OFF_MTIME_NSEC 81
-#define OP_OFF_PATH       85
+#define OP_OFF_ATIME_NSEC 70
+#define OP_OFF_MTIME_NSEC 82
+#define OP_OFF_PATH       110
 
 static uint8_t *
 sample_op_payload(size_t *len)
