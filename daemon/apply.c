@@ -31,7 +31,8 @@
 #include "shim.h"
 #include "util.h"
 
-#define APPLY_MAP_MIN 1024u
+#define APPLY_MAP_MIN    1024u
+#define APPLY_INLINE_MAX (64u * 1024u) /* larger writes go to the apply thread */
 
 struct apply_rec {
 	struct apply_rec *next;
@@ -60,6 +61,7 @@ struct apply {
 	struct apply_rec *head; /* queue, mu */
 	struct apply_rec *tail;
 	bool stopping;      /* mu */
+	bool busy;          /* mu: an op is being applied (its applier owns the map) */
 	char fail_why[256]; /* mu: set once */
 
 	atomic_uint_fast64_t applied_seq;
@@ -494,6 +496,32 @@ apply_one(struct apply *a, const struct proto_op *op)
 
 /* ---- the apply thread ------------------------------------------------------ */
 
+/* Apply one record (by whoever set a->busy: the apply thread, or the loop
+ * thread inline) and publish the result. */
+static void
+apply_rec_run(struct apply *a, struct apply_rec *rec)
+{
+	int r;
+
+	if (atomic_load(&a->failed)) {
+		free(rec); /* diverged: drain without applying */
+		return;
+	}
+	r = apply_one(a, &rec->op);
+	if (r < 0) {
+		pthread_mutex_lock(&a->mu);
+		(void)snprintf(a->fail_why, sizeof(a->fail_why),
+		               "cannot apply seq %" PRIu64 " (%s %.*s): %s", rec->op.seq,
+		               shim_op_name((enum shim_op_type)rec->op.type), (int)rec->op.path.len,
+		               rec->op.path.p, mr_strerror(r));
+		pthread_mutex_unlock(&a->mu);
+		atomic_store(&a->failed, true);
+	} else {
+		atomic_store(&a->applied_seq, rec->op.seq);
+	}
+	free(rec);
+}
+
 static void *
 apply_main(void *arg)
 {
@@ -501,7 +529,6 @@ apply_main(void *arg)
 
 	for (;;) {
 		struct apply_rec *rec;
-		int r;
 
 		pthread_mutex_lock(&a->mu);
 		while (a->head == NULL && !a->stopping)
@@ -514,34 +541,30 @@ apply_main(void *arg)
 		a->head = rec->next;
 		if (a->head == NULL)
 			a->tail = NULL;
+		a->busy = true;
 		pthread_mutex_unlock(&a->mu);
 
-		if (atomic_load(&a->failed)) {
-			free(rec);
-			continue; /* diverged: drain without applying */
-		}
-		r = apply_one(a, &rec->op);
-		if (r < 0) {
-			pthread_mutex_lock(&a->mu);
-			(void)snprintf(a->fail_why, sizeof(a->fail_why),
-			               "cannot apply seq %" PRIu64 " (%s %.*s): %s", rec->op.seq,
-			               shim_op_name((enum shim_op_type)rec->op.type),
-			               (int)rec->op.path.len, rec->op.path.p, mr_strerror(r));
-			pthread_mutex_unlock(&a->mu);
-			atomic_store(&a->failed, true);
-		} else {
-			atomic_store(&a->applied_seq, rec->op.seq);
-		}
-		free(rec);
+		apply_rec_run(a, rec);
+		pthread_mutex_lock(&a->mu);
+		a->busy = false;
+		pthread_mutex_unlock(&a->mu);
 		(void)uv_async_send(&a->wake);
 	}
 	return NULL;
 }
 
+static void deliver(struct apply *a);
+
 static void
 wake_cb(uv_async_t *h)
 {
-	struct apply *a = h->data;
+	deliver(h->data);
+}
+
+/* Report progress to the loop thread's callbacks: the ack, or the failure. */
+static void
+deliver(struct apply *a)
+{
 	uint64_t seq = atomic_load(&a->applied_seq);
 
 	if (atomic_load(&a->failed) && !a->fail_reported) {
@@ -567,6 +590,15 @@ copy_str(char *dst, struct proto_str *s)
 	dst[s->len] = '\0';
 	s->p = dst;
 	return (size_t)s->len + 1;
+}
+
+/* May this op be applied on the loop thread? */
+static bool
+inline_ok(const struct apply *a, const struct proto_op *op)
+{
+	if (a->async == CONF_ASYNC_NONE)
+		return false; /* durability work belongs on the apply thread */
+	return op->data_len <= APPLY_INLINE_MAX;
 }
 
 int
@@ -617,6 +649,19 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 	a->received_seq = op->seq;
 
 	pthread_mutex_lock(&a->mu);
+	if (a->head == NULL && !a->busy && inline_ok(a, op)) {
+		/* Nothing queued, nothing running: apply it here and save two thread
+		 * hand-offs. Only page-cache work that cannot stall (async="second" or
+		 * "async": no fsync is done, and the size is bounded) runs on the loop. */
+		a->busy = true;
+		pthread_mutex_unlock(&a->mu);
+		apply_rec_run(a, rec);
+		pthread_mutex_lock(&a->mu);
+		a->busy = false;
+		pthread_mutex_unlock(&a->mu);
+		deliver(a);
+		return 0;
+	}
 	if (a->tail != NULL)
 		a->tail->next = rec;
 	else

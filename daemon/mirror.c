@@ -89,13 +89,15 @@ shim_thread(void *arg)
 }
 
 static int
-start_shim(struct mirror_dir *d, const char *dir, bool read_only, shim_submit_fn submit, void *ctx)
+start_shim(struct mirror_dir *d, const char *dir, bool read_only, shim_submit_fn submit, void *ctx,
+           bool fsync_overlap)
 {
 	struct shim_config cfg = {
 		.dir = dir,
 		.read_only = read_only,
 		.submit = submit,
 		.submit_ctx = ctx,
+		.fsync_overlap = fsync_overlap,
 	};
 	sigset_t all, old;
 	char err[512];
@@ -197,8 +199,9 @@ mirror_start(struct mrd *m, enum mirror_role role)
 		if (r < 0)
 			goto err;
 		for (i = 0; i < mi->n_dirs; i++) {
+			/* fsync overlaps with the peer's, unless replies come early */
 			r = start_shim(&mi->dirs[i], rfs->repl[i].dir, false, repl_submit,
-			               repl_dir_ctx(mi->repl, i));
+			               repl_dir_ctx(mi->repl, i), rfs->async != CONF_ASYNC_ASYNC);
 			if (r < 0)
 				goto err;
 		}
@@ -216,7 +219,7 @@ mirror_start(struct mrd *m, enum mirror_role role)
 			        mr_strerror(r));
 			goto err;
 		}
-		r = start_shim(&mi->dirs[i], rfs->repl[i].dir, true, NULL, NULL);
+		r = start_shim(&mi->dirs[i], rfs->repl[i].dir, true, NULL, NULL, false);
 		if (r < 0)
 			goto err;
 	}

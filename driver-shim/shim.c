@@ -161,6 +161,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 	s->mount_fd = -1;
 	s->submit = cfg->submit;
 	s->submit_ctx = cfg->submit_ctx;
+	s->fsync_overlap = cfg->fsync_overlap && cfg->submit != NULL;
 	s->debug = cfg->debug;
 	s->max_threads = cfg->max_threads ? cfg->max_threads : SHIM_DEFAULT_THREADS;
 	atomic_init(&s->read_only, cfg->read_only);

@@ -115,6 +115,11 @@ struct shim_config {
 	bool debug;            /* libfuse debug output on stderr */
 	unsigned max_threads;  /* FUSE worker threads; 0 = default (16) */
 	shim_submit_fn submit; /* NULL: local mode, ops complete at once */
+	/* fsync: hand the record to the engine before the local fsync, so both
+	 * copies are made durable at the same time; the call returns when both
+	 * are done. Only for engines that complete an op after the peer has it
+	 * (never with early replies: shim_op_reply() is not used for them). */
+	bool fsync_overlap;
 	void *submit_ctx;
 };
 

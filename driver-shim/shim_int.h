@@ -79,6 +79,7 @@ struct shim {
 	bool debug;
 	unsigned max_threads;
 	shim_submit_fn submit;
+	bool fsync_overlap;
 	void *submit_ctx;
 	double timeout_s; /* entry/attr cache timeout */
 

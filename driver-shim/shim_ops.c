@@ -61,7 +61,8 @@ struct op_full {
 	struct shim_inode *in; /* R_ENTRY/R_CREATE: reference to drop if the reply fails */
 	struct shim_fh *fh;    /* R_CREATE/R_OPEN: handle to close if the reply fails */
 	size_t count;
-	bool replied; /* shim_op_reply() was called */
+	bool replied;     /* shim_op_reply() was called */
+	atomic_int holds; /* 0, or parties that must finish before the reply (fsync) */
 };
 
 static void send_reply(struct op_full *o);
@@ -302,14 +303,28 @@ shim_op_reply(struct shim_op *op)
 	o->replied = true;
 }
 
+/* Drop one hold; true when the op may now be answered and freed. */
+static bool
+op_release(struct op_full *o)
+{
+	return atomic_load(&o->holds) == 0 || atomic_fetch_sub(&o->holds, 1) == 1;
+}
+
+static void
+op_final(struct op_full *o)
+{
+	if (!o->replied)
+		send_reply(o);
+	op_free(o);
+}
+
 void
 shim_op_complete(struct shim_op *op)
 {
 	struct op_full *o = full_of(op);
 
-	if (!o->replied)
-		send_reply(o);
-	op_free(o);
+	if (op_release(o))
+		op_final(o);
 }
 
 static void
@@ -1221,6 +1236,24 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const vo
 		if (hb != NULL)
 			SHIM_HB_RELEASE(hb);
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (type == SHIM_OP_FSYNC && s->fsync_overlap) {
+		/* The record goes first: the peer makes its copy durable while we
+		 * fsync ours. The reply waits for both (two holds) and carries the
+		 * local result; ordering only needs the submit under the lock. */
+		o->kind = R_ERR;
+		o->op.flags = (uint32_t)datasync;
+		atomic_store(&o->holds, 2);
+		pthread_mutex_lock(&in->lock);
+		op_submit_unlock(s, o, &in->lock);
+		r = datasync ? fdatasync(fd) : fsync(fd);
+		if (r == -1)
+			o->err = errno;
+		if (hb != NULL)
+			SHIM_HB_RELEASE(hb);
+		if (op_release(o))
+			op_final(o);
 		return;
 	}
 	pthread_mutex_lock(&in->lock);
