@@ -150,6 +150,45 @@ label(FILE *f, const char *name)
 	fprintf(f, "%-*s ", OUT_LABEL_WIDTH, name);
 }
 
+static json_int_t
+int_at(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/* The "mirror:" line of `status`, when the daemon mirrors (mirror.c):
+ *   mirror:  primary, link up, async=second, seq 19 acked 19, in flight 0 B
+ *   mirror:  secondary, link up, async=second, received seq 19
+ * plus ", diverged (resync needed)" / ", apply failed" when so. */
+static void
+out_replication(FILE *f, const json_t *rep)
+{
+	const char *role;
+
+	if (!json_is_object(rep))
+		return;
+	role = str_at(rep, "role", "?");
+	label(f, "mirror:");
+	fprintf(f, "%s, link %s, async=%s", role,
+	        json_is_true(json_object_get(rep, "link")) ? "up" : "down",
+	        str_at(rep, "async", "?"));
+	if (strcmp(role, "primary") == 0)
+		fprintf(f,
+		        ", seq %" JSON_INTEGER_FORMAT " acked %" JSON_INTEGER_FORMAT
+		        ", in flight %" JSON_INTEGER_FORMAT " B",
+		        int_at(rep, "last_seq"), int_at(rep, "acked_seq"),
+		        int_at(rep, "inflight_bytes"));
+	else
+		fprintf(f, ", received seq %" JSON_INTEGER_FORMAT, int_at(rep, "received_seq"));
+	if (json_is_true(json_object_get(rep, "diverged")))
+		fprintf(f, ", diverged (resync needed)");
+	if (json_is_true(json_object_get(rep, "apply_failed")))
+		fprintf(f, ", apply failed (resync needed)");
+	fprintf(f, "\n");
+}
+
 /*
  * Human `status` block, labels aligned to OUT_LABEL_WIDTH:
  *
@@ -158,6 +197,7 @@ label(FILE *f, const char *name)
  * peer:    n2 (198.18.0.2)
  * config:  /etc/hamirror/db/userconfig.xml, hash 0123456789abcdef0123456789abcdef
  * log:     /var/log/hamirror/db.log
+ * mirror:  primary, link up, async=second, seq 19 acked 19, in flight 0 B   (when mirroring)
  * message: text                              (only when non-empty)
  */
 void
@@ -198,6 +238,8 @@ out_status(FILE *f, const json_t *r)
 
 	label(f, "log:");
 	fprintf(f, "%s\n", str_at(r, "log", "?"));
+
+	out_replication(f, json_object_get(r, "replication"));
 
 	if (msg[0] != '\0') {
 		label(f, "message:");

@@ -129,6 +129,14 @@ class MixedWorkloadSecond(ReplicationCase):
             self.start_pair(c)
             self.run_workload(c)
             self.check_identical(c)
+            # what an admin sees
+            rc, out, err = c.ctl("n1", "status")
+            self.assertEqual(rc, 0, err)
+            self.assertRegex(out, r"mirror: +primary, link up, async=%s, seq (\d+) acked \1,"
+                             % self.async_mode)
+            rc, out, err = c.ctl("n2", "status")
+            self.assertRegex(out, r"mirror: +secondary, link up, async=%s, received seq \d+"
+                             % self.async_mode)
             # the secondary's copy is read-only to local users
             rc, out, err = c.run("n2", "/bin/sh", "-c", "echo x > %s/local" % self.shared(c))
             self.assertNotEqual(rc, 0)
