@@ -148,6 +148,12 @@ ack_cb(void *ctx, uint64_t seq)
 	struct mrd *m = ctx;
 	struct proto_msg msg = { .type = PROTO_ACK, .u.ack = { .seq = seq, .durable_seq = seq } };
 
+#ifdef MR_TESTING
+	/* Test knob: a secondary that applies but never acknowledges (the link
+	 * stays alive through PING/PONG), to exercise the primary's sendtimeout. */
+	if (getenv("MR_TEST_WITHHOLD_ACKS") != NULL)
+		return;
+#endif
 	if (m->peer != NULL && peer_is_up(m->peer))
 		(void)peer_send(m->peer, &msg);
 }

@@ -251,6 +251,39 @@ class StalledSecondary(ReplicationCase):
                 self.assertEqual(c.stop_daemon(n), 0)
 
 
+class SendTimeout(ReplicationCase):
+    def test_primary_drops_a_peer_that_stops_acknowledging(self):
+        """The secondary stays connected (PING/PONG) but never acknowledges (test knob
+        MR_TEST_WITHHOLD_ACKS, MR_TESTING builds): after <rfs sendtimeout="2s"> the primary
+        drops the link, completes the waiting write locally and goes ALONE."""
+        with ht.Cluster() as c:
+            text = open(c.userconfig).read()
+            self.assertIn('<rfs async="second"', text)
+            with open(c.userconfig, "w") as f:
+                f.write(text.replace('<rfs async="second"', '<rfs sendtimeout="2s" async="second"'))
+            os.environ["MR_TEST_WITHHOLD_ACKS"] = "1"
+            try:
+                c.start_daemon("n2", extra=["--role", "secondary"])
+            finally:
+                del os.environ["MR_TEST_WITHHOLD_ACKS"]
+            c.start_daemon("n1", extra=["--role", "primary"])
+            ht.wait_for(lambda: c.status("n1")["state"] == "PRIM", 20, what="n1 PRIM")
+            off = os.path.getsize(c.node("n1").log_file)
+            t = time.monotonic()
+            rc, out, err = c.run("n1", "/bin/sh", "-c", "echo x > %s/f" % self.shared(c),
+                                 timeout=60)
+            waited = time.monotonic() - t
+            self.assertEqual(rc, 0, "the application saw an error: %s" % err)
+            log = ht.read_text(c.node("n1").log_file)[off:]
+            self.assertRegex(log, r"repl: peer stalled, dropping the link reason=\"no "
+                                  r"acknowledgement for \d+ ms \(sendtimeout 2000 ms\)")
+            self.assertGreaterEqual(waited, 1.9)
+            ht.wait_for(lambda: c.status("n1")["state"] == "ALONE", 20, what="n1 ALONE")
+            self.assertTrue(c.status("n1")["replication"]["diverged"])
+            for n in ("n1", "n2"):
+                self.assertEqual(c.stop_daemon(n), 0)
+
+
 # A TLS client with n1's certificate that plays a primary and sends hostile ops.
 EVIL = r"""
 import socket, ssl, struct, sys
