@@ -49,6 +49,20 @@ static volatile sig_atomic_t stop_requested;
 
 /* ---- locating the module ------------------------------------------------ */
 
+/* x->sock_path and x->log_path from node.ini's directories. 0 or -ENAMETOOLONG. */
+static int
+set_paths(struct ctx *x, const char *ini, const char *run_dir, const char *log_dir)
+{
+	if (snprintf(x->sock_path, sizeof(x->sock_path), "%s/%s.sock", run_dir, x->module) >=
+	            (int)sizeof(x->sock_path) ||
+	    snprintf(x->log_path, sizeof(x->log_path), "%s/%s.log", log_dir, x->module) >=
+	            (int)sizeof(x->log_path)) {
+		fprintf(stderr, "mirrorctl: run_dir or log_dir in %s is too long\n", ini);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 /* Fill x->module, x->sock_path and x->log_path from -m/$MIRROR_MODULE, -s and
  * node.ini. Returns CMD_EXIT_OK to go on, or the exit code to stop with
  * (the reason is printed). */
@@ -89,11 +103,25 @@ locate(struct ctx *x, bool need_socket)
 
 	r = conf_node_load(ini, &n, &errs);
 	if (r < 0) {
+		char *run_dir = NULL, *log_dir = NULL;
+
 		for (i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msgs[i]);
+		conf_errs_done(&errs);
+		/* The daemon may still be running with the file as it was: reach it
+		 * through run_dir/log_dir alone, but say that the file is broken. */
+		if (r == MR_ECONFIG && conf_node_peek_dirs(ini, &run_dir, &log_dir) == 0) {
+			fprintf(stderr,
+			        "mirrorctl: warning: %s has errors (mirrord would refuse to "
+			        "start with it); using its run_dir and log_dir anyway\n",
+			        ini);
+			r = set_paths(x, ini, run_dir, log_dir);
+			free(run_dir);
+			free(log_dir);
+			return r < 0 ? fail : CMD_EXIT_OK;
+		}
 		fprintf(stderr, "mirrorctl: cannot use node config %s: %s%s\n", ini, mr_strerror(r),
 		        x->cl.node_ini ? "" : " (give another with -n FILE)");
-		conf_errs_done(&errs);
 		return fail;
 	}
 	conf_errs_done(&errs);
@@ -102,16 +130,9 @@ locate(struct ctx *x, bool need_socket)
 		conf_node_free(n);
 		return fail;
 	}
-	if (snprintf(x->sock_path, sizeof(x->sock_path), "%s/%s.sock", n->run_dir, x->module) >=
-	            (int)sizeof(x->sock_path) ||
-	    snprintf(x->log_path, sizeof(x->log_path), "%s/%s.log", n->log_dir, x->module) >=
-	            (int)sizeof(x->log_path)) {
-		fprintf(stderr, "mirrorctl: run_dir or log_dir in %s is too long\n", ini);
-		conf_node_free(n);
-		return fail;
-	}
+	r = set_paths(x, ini, n->run_dir, n->log_dir);
 	conf_node_free(n);
-	return CMD_EXIT_OK;
+	return r < 0 ? fail : CMD_EXIT_OK;
 }
 
 /* ---- one request, one reply ---------------------------------------------- */

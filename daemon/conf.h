@@ -297,4 +297,10 @@ int conf_node_load(const char *path, struct node_conf **out, struct conf_errs *e
 
 void conf_node_free(struct node_conf *n);
 
+/* Read only [node] run_dir and log_dir from a node.ini, without validating
+ * anything else (mirrorctl uses it to reach a running daemon even when the
+ * file has since gained an unrelated error). Returns 0 and newly allocated
+ * strings (caller frees), -ENOENT if either key is missing, or -errno. */
+int conf_node_peek_dirs(const char *path, char **run_dir, char **log_dir);
+
 #endif

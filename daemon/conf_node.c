@@ -333,3 +333,45 @@ conf_node_free(struct node_conf *n)
 	free(n->hb_key_file);
 	free(n);
 }
+
+struct peek {
+	char *run_dir;
+	char *log_dir;
+};
+
+static int
+on_peek(void *user, const char *section, const char *name, const char *value)
+{
+	struct peek *pk = user;
+	char **slot = NULL;
+
+	if (strcmp(section, "node") != 0)
+		return 1;
+	if (strcmp(name, "run_dir") == 0)
+		slot = &pk->run_dir;
+	else if (strcmp(name, "log_dir") == 0)
+		slot = &pk->log_dir;
+	if (slot != NULL) {
+		free(*slot);
+		*slot = strdup(value);
+	}
+	return 1; /* syntax errors elsewhere do not matter here */
+}
+
+int
+conf_node_peek_dirs(const char *path, char **run_dir, char **log_dir)
+{
+	struct peek pk = { 0 };
+	int r = ini_parse(path, on_peek, &pk);
+
+	if (r == -1)
+		return -errno ? -errno : -ENOENT;
+	if (pk.run_dir == NULL || pk.log_dir == NULL) {
+		free(pk.run_dir);
+		free(pk.log_dir);
+		return -ENOENT;
+	}
+	*run_dir = pk.run_dir;
+	*log_dir = pk.log_dir;
+	return 0;
+}

@@ -37,6 +37,23 @@ class TwoNodes(ht.ClusterTestCase):
             rc, out, err = self.c.ctl(n, "state")
             self.assertEqual(rc, ht.STATE_RC["STOP"], "%s: mirrorctl state: %s%s" % (n, out, err))
 
+    def test_status_still_answers_when_node_ini_broke_after_start(self):
+        """A node.ini that gained an unrelated error after mirrord started (here: the
+        heartbeat key file became world-readable) still lets mirrorctl reach the daemon,
+        with a warning naming the problem."""
+        c = self.c
+        key = c.hb_key
+        mode = os.stat(key).st_mode & 0o777
+        os.chmod(key, 0o644)
+        try:
+            rc, out, err = c.ctl("n1", "status")
+        finally:
+            os.chmod(key, mode)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("node n1", out)
+        self.assertIn("readable by group or others", err)
+        self.assertIn("warning:", err)
+
     def test_second_daemon_for_same_module_is_refused_by_lock(self):
         pid = self.ensure_daemon("n1")
         rc, out, err = self.c.run_mirrord("n1", timeout=10)
