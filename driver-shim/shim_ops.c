@@ -249,6 +249,36 @@ op_new(struct shim *s, fuse_req_t req, enum shim_op_type type, struct shim_inode
 	return o;
 }
 
+/*
+ * The common start of a mutation: refuse on a read-only tree, pin the fds of
+ * up to two objects (a and b, NULL for none) and allocate the op record. On
+ * failure the request has been answered and NULL is returned.
+ */
+static struct op_full *
+mutation_begin(fuse_req_t req, enum shim_op_type type, struct shim_inode *in, struct shim_inode *a,
+               int *afd, struct shim_inode *b, int *bfd)
+{
+	struct shim *s = req_shim(req);
+	struct op_full *o;
+	int r;
+
+	if (is_ro(s)) {
+		fuse_reply_err(req, EROFS);
+		return NULL;
+	}
+	if (a != NULL && (r = *afd = shim_fd(s, a)) < 0)
+		goto fail;
+	if (b != NULL && (r = *bfd = shim_fd(s, b)) < 0)
+		goto fail;
+	o = op_new(s, req, type, in);
+	if (o != NULL)
+		return o;
+	r = -ENOMEM;
+fail:
+	fuse_reply_err(req, -r);
+	return NULL;
+}
+
 static void
 op_free(struct op_full *o)
 {
@@ -614,20 +644,11 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 	uint32_t done;
 	int ifd, r;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
+	if (fi != NULL)
+		fh_done(fi); /* for the early replies below; again after the fd is used */
+	o = mutation_begin(req, SHIM_OP_SETATTR, in, in, &ifd, NULL, NULL);
+	if (o == NULL)
 		return;
-	}
-	ifd = shim_fd(s, in);
-	if (ifd < 0) {
-		fuse_reply_err(req, -ifd);
-		return;
-	}
-	o = op_new(s, req, SHIM_OP_SETATTR, in);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&in->lock);
 	r = apply_setattr(in, ifd, fh, attr, valid, &done);
 	fh_done(fi);
@@ -700,21 +721,10 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	struct op_full *o;
 	int dfd, r;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	dfd = shim_fd(s, dir);
-	if (dfd < 0) {
-		fuse_reply_err(req, -dfd);
-		return;
-	}
 	type = link != NULL ? SHIM_OP_SYMLINK : S_ISDIR(mode) ? SHIM_OP_MKDIR : SHIM_OP_MKNOD;
-	o = op_new(s, req, type, NULL);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
+	o = mutation_begin(req, type, NULL, dir, &dfd, NULL, NULL);
+	if (o == NULL)
 		return;
-	}
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
 	if (link != NULL)
@@ -777,21 +787,9 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	struct op_full *o;
 	int ifd, dfd, r;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
+	o = mutation_begin(req, SHIM_OP_LINK, in, in, &ifd, dir, &dfd);
+	if (o == NULL)
 		return;
-	}
-	ifd = shim_fd(s, in);
-	dfd = ifd < 0 ? ifd : shim_fd(s, dir);
-	if (dfd < 0) {
-		fuse_reply_err(req, -dfd);
-		return;
-	}
-	o = op_new(s, req, SHIM_OP_LINK, in);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&s->ns_lock);
 	o->op.path2 = shim_rel_path(s, in, NULL); /* an existing name, before */
 	r = linkat(ifd, "", dfd, newname, AT_EMPTY_PATH) == -1 ? -errno : 0;
@@ -816,20 +814,10 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	struct op_full *o;
 	int dfd;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
+	o = mutation_begin(req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL, dir, &dfd, NULL,
+	                   NULL);
+	if (o == NULL)
 		return;
-	}
-	dfd = shim_fd(s, dir);
-	if (dfd < 0) {
-		fuse_reply_err(req, -dfd);
-		return;
-	}
-	o = op_new(s, req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&s->ns_lock);
 	if (!flags)
 		shim_inode_keep(s, dfd, name);
@@ -866,21 +854,9 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	struct op_full *o;
 	int dfd, ndfd;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
+	o = mutation_begin(req, SHIM_OP_RENAME, NULL, dir, &dfd, ndir, &ndfd);
+	if (o == NULL)
 		return;
-	}
-	dfd = shim_fd(s, dir);
-	ndfd = dfd < 0 ? dfd : shim_fd(s, ndir);
-	if (ndfd < 0) {
-		fuse_reply_err(req, -ndfd);
-		return;
-	}
-	o = op_new(s, req, SHIM_OP_RENAME, NULL);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&s->ns_lock);
 	if (!(flags & RENAME_EXCHANGE))
 		shim_inode_keep(s, ndfd, newname); /* may be replaced */
@@ -1046,20 +1022,9 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct shim_fh *fh = NULL;
 	int dfd, fd, r;
 
-	if (is_ro(s)) {
-		fuse_reply_err(req, EROFS);
+	o = mutation_begin(req, SHIM_OP_CREATE, NULL, dir, &dfd, NULL, NULL);
+	if (o == NULL)
 		return;
-	}
-	dfd = shim_fd(s, dir);
-	if (dfd < 0) {
-		fuse_reply_err(req, -dfd);
-		return;
-	}
-	o = op_new(s, req, SHIM_OP_CREATE, NULL);
-	if (o == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
 	fd = openat(dfd, name,
