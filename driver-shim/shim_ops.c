@@ -642,7 +642,7 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 	struct shim_fh *fh = fi != NULL ? &fh_copy : NULL;
 	struct op_full *o;
 	uint32_t done;
-	int ifd, r;
+	int ifd = -1, r;
 
 	if (fi != NULL)
 		fh_done(fi); /* for the early replies below; again after the fd is used */
@@ -719,7 +719,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
 	enum shim_op_type type;
 	struct op_full *o;
-	int dfd, r;
+	int dfd = -1, r;
 
 	type = link != NULL ? SHIM_OP_SYMLINK : S_ISDIR(mode) ? SHIM_OP_MKDIR : SHIM_OP_MKNOD;
 	o = mutation_begin(req, type, NULL, dir, &dfd, NULL, NULL);
@@ -785,7 +785,7 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	struct shim *s = req_shim(req);
 	struct shim_inode *in = shim_inode_of(s, ino), *dir = shim_inode_of(s, newparent), *got;
 	struct op_full *o;
-	int ifd, dfd, r;
+	int ifd = -1, dfd = -1, r;
 
 	o = mutation_begin(req, SHIM_OP_LINK, in, in, &ifd, dir, &dfd);
 	if (o == NULL)
@@ -812,7 +812,7 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent);
 	struct op_full *o;
-	int dfd;
+	int dfd = -1;
 
 	o = mutation_begin(req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL, dir, &dfd, NULL,
 	                   NULL);
@@ -852,7 +852,7 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *ndir = shim_inode_of(s, newparent);
 	struct op_full *o;
-	int dfd, ndfd;
+	int dfd = -1, ndfd = -1;
 
 	o = mutation_begin(req, SHIM_OP_RENAME, NULL, dir, &dfd, ndir, &ndfd);
 	if (o == NULL)
@@ -1020,7 +1020,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct shim_inode *dir = shim_inode_of(s, parent), *in = NULL;
 	struct op_full *o;
 	struct shim_fh *fh = NULL;
-	int dfd, fd, r;
+	int dfd = -1, fd, r;
 
 	o = mutation_begin(req, SHIM_OP_CREATE, NULL, dir, &dfd, NULL, NULL);
 	if (o == NULL)
