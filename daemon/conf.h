@@ -51,6 +51,9 @@ int conf_parse_bool(const char *s, bool *out);
 /* Parse a numeric IPv4 or IPv6 address (no names). Returns AF_INET/AF_INET6, or -EINVAL. */
 int conf_parse_ip(const char *s, struct sockaddr_storage *out);
 
+/* Do a and b hold the same IP address (ports ignored)? */
+bool conf_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* Parse a byte size: an integer with an optional suffix "K", "M" or "G"
  * (powers of 1024; lower case accepted). Returns 0 and sets *out_bytes, or
  * -EINVAL (syntax) / -ERANGE (does not fit in 64 bits). */

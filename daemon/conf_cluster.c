@@ -648,20 +648,6 @@ get_ip(struct pctx *p, const xmlNode *n, const char *attr, bool required, char *
 	return fam;
 }
 
-static bool
-addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-	return false;
-}
-
 static const char *
 addr_ntop(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
@@ -934,7 +920,7 @@ fill_heartbeat(struct pctx *p, const xmlNode *n, struct conf_heartbeat *hb, size
 		       srv[1].name, srv[0].line);
 		return;
 	}
-	if (addr_eq(&srv[0].addr, &srv[1].addr)) {
+	if (conf_ip_equal(&srv[0].addr, &srv[1].addr)) {
 		err_at(p, sn[1], "addr",
 		       "%s is also the address of node \"%s\" (line %d); each node needs its own "
 		       "address",
@@ -1166,7 +1152,7 @@ check_vip_addrs(struct pctx *p, const xmlNode *vip)
 				for (size_t s = 0; s < CONF_NODES && !bad; s++) {
 					const struct conf_server *srv = &c->heart.hbs[h].servers[s];
 
-					if (srv->name[0] && addr_eq(&va->addr, &srv->addr)) {
+					if (srv->name[0] && conf_ip_equal(&va->addr, &srv->addr)) {
 						err_at(p, y, "addr",
 						       "VIP %s is also the address of node \"%s\" "
 						       "(<server> line %d); a VIP must be an address "
@@ -1177,7 +1163,7 @@ check_vip_addrs(struct pctx *p, const xmlNode *vip)
 				}
 			}
 			for (size_t s = 0; s < n_seen && !bad; s++) {
-				if (addr_eq(&va->addr, seen[s].a)) {
+				if (conf_ip_equal(&va->addr, seen[s].a)) {
 					err_at(p, y, "addr", "VIP %s is already listed at line %d",
 					       va->addr_str, seen[s].line);
 					bad = true;

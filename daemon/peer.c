@@ -170,22 +170,6 @@ sa_set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 }
 
-/* Same IP address (ports ignored). */
-static bool
-sa_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		              &((const struct sockaddr_in6 *)b)->sin6_addr,
-		              sizeof(struct in6_addr)) == 0;
-	return false;
-}
-
 static void
 hex16(const uint8_t h[16], char out[33])
 {
@@ -934,7 +918,7 @@ on_connection(uv_stream_t *server, int status)
 	}
 	sa_str(&ss, c->addr, sizeof(c->addr));
 	(void)snprintf(c->who, sizeof(c->who), "peer=%s", c->addr);
-	if (!sa_same_ip(&ss, &p->remote)) {
+	if (!conf_ip_equal(&ss, &p->remote)) {
 		fail_log(p, LOG_LVL_WARN, "connection refused", c->who,
 		         "not the address of peer %s (%s)", p->peer_name, p->remote_str);
 		c->dropped = true;
