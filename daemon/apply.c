@@ -522,6 +522,19 @@ apply_rec_run(struct apply *a, struct apply_rec *rec)
 	free(rec);
 }
 
+/* Called with mu held: take ownership of the map (busy), apply rec without
+ * the lock, give ownership back. Returns with mu released. */
+static void
+run_busy(struct apply *a, struct apply_rec *rec)
+{
+	a->busy = true;
+	pthread_mutex_unlock(&a->mu);
+	apply_rec_run(a, rec);
+	pthread_mutex_lock(&a->mu);
+	a->busy = false;
+	pthread_mutex_unlock(&a->mu);
+}
+
 static void *
 apply_main(void *arg)
 {
@@ -541,13 +554,7 @@ apply_main(void *arg)
 		a->head = rec->next;
 		if (a->head == NULL)
 			a->tail = NULL;
-		a->busy = true;
-		pthread_mutex_unlock(&a->mu);
-
-		apply_rec_run(a, rec);
-		pthread_mutex_lock(&a->mu);
-		a->busy = false;
-		pthread_mutex_unlock(&a->mu);
+		run_busy(a, rec);
 		(void)uv_async_send(&a->wake);
 	}
 	return NULL;
@@ -653,12 +660,7 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 		/* Nothing queued, nothing running: apply it here and save two thread
 		 * hand-offs. Only page-cache work that cannot stall (async="second" or
 		 * "async": no fsync is done, and the size is bounded) runs on the loop. */
-		a->busy = true;
-		pthread_mutex_unlock(&a->mu);
-		apply_rec_run(a, rec);
-		pthread_mutex_lock(&a->mu);
-		a->busy = false;
-		pthread_mutex_unlock(&a->mu);
+		run_busy(a, rec);
 		deliver(a);
 		return 0;
 	}

@@ -203,6 +203,20 @@ shim_rel_path(struct shim *s, struct shim_inode *dir, const char *name)
 	return out;
 }
 
+/* A new object (create, mkdir, mknod, symlink): what it is, from the lookup
+ * after creating it, with its exact times for the secondary to copy. */
+static void
+record_created(struct op_full *o)
+{
+	o->op.mode = o->e.attr.st_mode;
+	o->op.uid = o->e.attr.st_uid;
+	o->op.gid = o->e.attr.st_gid;
+	o->op.rdev = o->e.attr.st_rdev;
+	o->op.atime = o->e.attr.st_atim;
+	o->op.mtime = o->e.attr.st_mtim;
+	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
+}
+
 /* Namespace ops change their parent directories' mtimes: record them so the
  * secondary can copy them (only with an engine; one fstat per parent). */
 static void
@@ -750,13 +764,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	o->op.file_id = in->file_id;
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.path2 = link != NULL ? strdup(link) : NULL;
-	o->op.mode = o->e.attr.st_mode;
-	o->op.uid = o->e.attr.st_uid;
-	o->op.gid = o->e.attr.st_gid;
-	o->op.rdev = o->e.attr.st_rdev;
-	o->op.atime = o->e.attr.st_atim;
-	o->op.mtime = o->e.attr.st_mtim;
-	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
+	record_created(o);
 	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
@@ -1058,12 +1066,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.flags = (uint32_t)(fi->flags &
 	                         (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND | O_SYNC | O_DSYNC));
-	o->op.mode = o->e.attr.st_mode;
-	o->op.uid = o->e.attr.st_uid;
-	o->op.gid = o->e.attr.st_gid;
-	o->op.atime = o->e.attr.st_atim;
-	o->op.mtime = o->e.attr.st_mtim;
-	o->op.valid = SHIM_SET_ATIME | SHIM_SET_MTIME;
+	record_created(o);
 	record_pmtime(s, o, dfd, -1);
 	op_submit_unlock(s, o, &s->ns_lock);
 }
