@@ -109,8 +109,8 @@ struct conf_heartbeat {
 
 struct conf_heart {
 	uint16_t port;       /* UDP; default CONF_DEFAULT_HEART_PORT */
-	uint32_t pulse_ms;   /* default 100 ms */
-	uint32_t timeout_ms; /* default 1000 ms (failover ~1 s) */
+	uint32_t pulse_ms;   /* default 200 ms; at least 50 ms */
+	uint32_t timeout_ms; /* default 1500 ms; at least 250 ms */
 	struct conf_heartbeat *hbs;
 	size_t n_hbs; /* >= 1 */
 };

@@ -882,8 +882,8 @@ fill_heartbeat(struct pctx *p, const xmlNode *n, struct conf_heartbeat *hb, size
 
 	(void)get_name(p, n, "name", NULL, hb->name, sizeof(hb->name));
 	(void)get_name(p, n, "ident", hb->name, hb->ident, sizeof(hb->ident));
-	if (get_dur(p, n, "pulse", c->heart.pulse_ms, 10, 10 * MS_S, &hb->pulse_ms) &&
-	    get_dur(p, n, "timeout", c->heart.timeout_ms, 30, 10 * MS_M, &hb->timeout_ms) &&
+	if (get_dur(p, n, "pulse", c->heart.pulse_ms, 50, 10 * MS_S, &hb->pulse_ms) &&
+	    get_dur(p, n, "timeout", c->heart.timeout_ms, 250, 10 * MS_M, &hb->timeout_ms) &&
 	    (attr_get(n, "pulse") || attr_get(n, "timeout")) &&
 	    (uint64_t)hb->timeout_ms < 3 * (uint64_t)hb->pulse_ms)
 		err_at(p, n, attr_get(n, "timeout") ? "timeout" : "pulse",
@@ -967,8 +967,8 @@ fill_heart(struct pctx *p, const xmlNode *n)
 	char a[32], b[32];
 
 	(void)get_port(p, n, "port", CONF_DEFAULT_HEART_PORT, &h->port);
-	if (get_dur(p, n, "pulse", 100, 10, 10 * MS_S, &h->pulse_ms) &&
-	    get_dur(p, n, "timeout", 1000, 30, 10 * MS_M, &h->timeout_ms) &&
+	if (get_dur(p, n, "pulse", 200, 50, 10 * MS_S, &h->pulse_ms) &&
+	    get_dur(p, n, "timeout", 1500, 250, 10 * MS_M, &h->timeout_ms) &&
 	    (uint64_t)h->timeout_ms < 3 * (uint64_t)h->pulse_ms)
 		err_at(p, n, attr_get(n, "timeout") ? "timeout" : "pulse",
 		       "timeout %s is less than 3 x pulse %s; a peer would be declared dead "
@@ -1486,6 +1486,45 @@ fill_to(struct pctx *p, const xmlNode *n, enum conf_check_kind kind, struct conf
 		       dur_str(to->interval_ms, b, sizeof(b)));
 }
 
+
+/* A witness: "IP" (ICMP echo; port 0) or "IP:PORT" / "[IPv6]:PORT" (TCP connect). */
+static int
+parse_witness(const char *w, struct sockaddr_storage *ss)
+{
+	char host[CONF_ADDR_MAX];
+	const char *colon = strrchr(w, ':');
+	unsigned long port;
+	char *end;
+	size_t hl;
+
+	if (conf_parse_ip(w, ss) >= 0)
+		return 0;
+	if (colon == NULL || colon[1] == '\0')
+		return -EINVAL;
+	hl = (size_t)(colon - w);
+	if (w[0] == '[') {
+		if (hl < 3 || w[hl - 1] != ']')
+			return -EINVAL;
+		w++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, w, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+		return -EINVAL;
+	if (conf_parse_ip(host, ss) < 0)
+		return -EINVAL;
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	return 0;
+}
+
 static void
 fill_splitbrain(struct pctx *p, const xmlNode *n)
 {
@@ -1512,8 +1551,10 @@ fill_splitbrain(struct pctx *p, const xmlNode *n)
 		struct sockaddr_storage ss;
 
 		tokens++;
-		if (conf_parse_ip(w, &ss) < 0) {
-			err_at(p, n, "arg", "witness \"%s\" is not a numeric IPv4 or IPv6 address",
+		if (parse_witness(w, &ss) < 0) {
+			err_at(p, n, "arg",
+			       "witness \"%s\" is not valid; expected a numeric IP address (ICMP "
+			       "echo) or IP:PORT / [IPv6]:PORT (TCP connect)",
 			       w);
 			continue;
 		}
@@ -1930,8 +1971,15 @@ conf_cluster_canonical(const struct cluster_conf *c)
 	if (c->splitbrain.present) {
 		put_kv(f, "splitbrain.ident", c->splitbrain.ident);
 		for (size_t i = 0; i < c->splitbrain.n_witnesses; i++) {
+			const struct sockaddr_storage *w = &c->splitbrain.witnesses[i];
+			uint16_t port = ntohs(w->ss_family == AF_INET
+			                              ? ((const struct sockaddr_in *)w)->sin_port
+			                              : ((const struct sockaddr_in6 *)w)->sin6_port);
+
 			snprintf(k, sizeof(k), "splitbrain.witness.%zu", i);
-			put_addr(f, k, &c->splitbrain.witnesses[i]);
+			put_addr(f, k, w);
+			snprintf(k, sizeof(k), "splitbrain.witness.%zu.tcp_port", i);
+			put_fmt(f, k, "%u", port);
 		}
 	}
 

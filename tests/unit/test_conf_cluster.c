@@ -299,7 +299,7 @@ static const struct bad_case bad_cases[] = {
 	  "<notreplicated> @regexpath: \"(tmp|cache\" is not a valid POSIX extended regular "
 	  "expression" },
 	{ "bad-splitbrain-arg.xml", 14,
-	  "<splitbrain> @arg: witness \"gateway.example\" is not a numeric IPv4 or IPv6 address" },
+	  "<splitbrain> @arg: witness \"gateway.example\" is not valid; expected a numeric IP address" },
 	{ "bad-splitbrain-exec.xml", 14, "<splitbrain> @exec: \"/bin/true\" is not supported" },
 	{ "bad-two-splitbrains.xml", 15, "only one <splitbrain> is allowed (first at line 14)" },
 	{ "bad-port-range.xml", 10, "<rfs> @port: The value '70000' is greater than the maximum" },
@@ -384,7 +384,7 @@ several_errors_all_reported(void **state)
 	expect_err(&e, 11, "\"relative/db\" is not an absolute path");
 	expect_err(&e, 13, "\"([\" is not a valid POSIX extended regular expression");
 	expect_err(&e, 14, "\"../outside\" contains a \"..\" component");
-	expect_err(&e, 18, "witness \"not-an-ip\" is not a numeric");
+	expect_err(&e, 18, "witness \"not-an-ip\" is not valid");
 	expect_err(&e, 20, "<errd> @polltimer: \"fast\" is not valid; expected a duration");
 	assert_int_equal(e.n, 8);
 	/* in file order */
@@ -466,13 +466,13 @@ minimal_defaults(void **state)
 	assert_int_equal(c->service.boot_delay_ms, 0);
 
 	assert_int_equal(c->heart.port, 9200);
-	assert_int_equal(c->heart.pulse_ms, 100);
-	assert_int_equal(c->heart.timeout_ms, 1000);
+	assert_int_equal(c->heart.pulse_ms, 200);
+	assert_int_equal(c->heart.timeout_ms, 1500);
 	assert_int_equal(c->heart.n_hbs, 1);
 	assert_string_equal(c->heart.hbs[0].name, "net0");
 	assert_string_equal(c->heart.hbs[0].ident, "net0");
-	assert_int_equal(c->heart.hbs[0].pulse_ms, 100);
-	assert_int_equal(c->heart.hbs[0].timeout_ms, 1000);
+	assert_int_equal(c->heart.hbs[0].pulse_ms, 200);
+	assert_int_equal(c->heart.hbs[0].timeout_ms, 1500);
 	assert_string_equal(c->heart.hbs[0].servers[0].name, "node1");
 	assert_string_equal(c->heart.hbs[0].servers[0].addr_str, "198.18.0.1");
 	assert_int_equal(v4(&c->heart.hbs[0].servers[0].addr), 0xc6120001u);
@@ -728,7 +728,7 @@ canonical_text(void **state)
 	(void)state;
 	assert_non_null(t);
 	assert_non_null(strstr(t, "format=hamirror-userconfig-1\n"));
-	assert_non_null(strstr(t, "\nheart.pulse_ms=100\n"));
+	assert_non_null(strstr(t, "\nheart.pulse_ms=200\n"));
 	assert_non_null(strstr(t, "\nheart.0.server.1.addr=198.18.0.2\n"));
 	assert_non_null(strstr(t, "\nrfs.async=none\n"));
 	assert_non_null(strstr(t, "\nvip.0.addr.0.prefixlen=32\n"));
