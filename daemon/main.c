@@ -57,29 +57,6 @@ static const char usage_text[] =
         "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reopens the log file.\n"
         "Exit status: 0 clean stop, 1 error (configuration, lock, socket), 2 usage.\n";
 
-static const char *const state_names[] = {
-	[MRD_STOP] = "STOP", [MRD_WAIT] = "WAIT",     [MRD_ALONE] = "ALONE",
-	[MRD_PRIM] = "PRIM", [MRD_SECOND] = "SECOND",
-};
-
-static const char *const readiness_names[] = {
-	[MRD_NOTREADY] = "NotReady",
-	[MRD_TRANSIENT] = "Transient",
-	[MRD_READY] = "Ready",
-};
-
-const char *
-mrd_state_name(enum mrd_state s)
-{
-	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
-
-const char *
-mrd_readiness_name(enum mrd_readiness r)
-{
-	return (unsigned)r < ARRAY_SIZE(readiness_names) ? readiness_names[r] : "?";
-}
-
 static bool
 module_name_ok(const char *s)
 {
