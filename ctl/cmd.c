@@ -42,6 +42,12 @@ static const struct cmd_opt check_opts[] = {
 	{ CMD_OPT_END, 0, NULL, NULL, NULL },
 };
 
+static const struct cmd_opt prim_opts[] = {
+	{ CMD_OPT_FORCE, 0, "force", NULL,
+	  "even if this node's data is not known to be up to date (it becomes the reference)" },
+	{ CMD_OPT_END, 0, NULL, NULL, NULL },
+};
+
 static const struct cmd_def config_cmds[] = {
 	{ "check", "[--node] [--json] FILE...", "validate userconfig.xml (or node.ini) files",
 	  CMD_RUN_CONFIG_CHECK, CMD_F_JSON, check_opts, 1, -1, NULL },
@@ -56,6 +62,24 @@ const struct cmd_def cmd_table[] = {
 	  CMD_F_DAEMON | CMD_F_JSON, json_opts, 0, 0, NULL },
 	{ "state", "[--json]", "print the state; the exit code is the state (see below)",
 	  CMD_RUN_STATE, CMD_F_DAEMON | CMD_F_JSON | CMD_F_STATE_EXIT, json_opts, 0, 0, NULL },
+	{ "start", "", "start the module on this node (WAIT, then elected or joining)",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "stop", "", "stop the module here; a primary first hands over to an up-to-date secondary",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "restart", "", "primary only: stop_prim then start_prim here, no failover",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "stopstart", "", "stop the module, then start it again (a primary hands over)",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "forcestop", "", "stop at once: kill the running script, no handover", CMD_RUN_DAEMON,
+	  CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "swap", "", "on the primary: planned switch-over to the secondary, nothing lost",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "prim", "[--force]", "make this node primary (first start, split brain, or by force)",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, prim_opts, 0, 0, NULL },
+	{ "second", "", "make this node secondary of the primary peer", CMD_RUN_DAEMON,
+	  CMD_F_DAEMON, NULL, 0, 0, NULL },
+	{ "failover", "on|off", "allow (or forbid) this node to take over automatically",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 1, 1, NULL },
 	{ "config", "check|show FILE...", "check configuration files (no daemon needed)",
 	  CMD_RUN_NONE, 0, NULL, 0, 0, config_cmds },
 	{ "log", "[-f] [-n LINES]", "print the module log (no daemon needed)", CMD_RUN_LOG,
@@ -221,6 +245,9 @@ set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err
 	case CMD_OPT_VERSION:
 		cl->version = true;
 		return 0;
+	case CMD_OPT_FORCE:
+		cl->force = true;
+		break;
 	case CMD_OPT_FOLLOW:
 		cl->follow = true;
 		return 0;

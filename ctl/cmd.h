@@ -66,6 +66,7 @@ enum cmd_opt_id {
 	CMD_OPT_FOLLOW,
 	CMD_OPT_LINES,
 	CMD_OPT_NODE_FILE,
+	CMD_OPT_FORCE,
 };
 
 /* One option; arrays of them end with an entry whose id is CMD_OPT_END. */
@@ -107,6 +108,7 @@ struct cmd_line {
 	bool follow;                  /* log -f */
 	unsigned lines;               /* log -n; CMD_LINES_DEFAULT */
 	bool node_file;               /* config check --node */
+	bool force;                   /* prim --force */
 	const char **args;            /* positional arguments; owned array */
 	int n_args;
 };

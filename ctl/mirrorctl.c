@@ -494,6 +494,8 @@ run_daemon(struct ctx *x)
 	for (i = 0; i < x->cl.n_args; i++)
 		if (json_array_append_new(args, json_string(x->cl.args[i])) == -1)
 			goto err_nomem;
+	if (x->cl.force && json_array_append_new(args, json_string("--force")) == -1)
+		goto err_nomem;
 	ex = request(x, name, json_array_size(args) ? args : NULL, &reply, &result);
 	json_decref(args);
 	if (ex != CMD_EXIT_OK)

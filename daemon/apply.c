@@ -680,6 +680,12 @@ apply_last_seq(const struct apply *a)
 	return a->received_seq;
 }
 
+uint64_t
+apply_applied_seq(const struct apply *a)
+{
+	return atomic_load(&((struct apply *)a)->applied_seq);
+}
+
 bool
 apply_failed(const struct apply *a)
 {
@@ -688,7 +694,8 @@ apply_failed(const struct apply *a)
 
 int
 apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async async,
-          apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx, struct apply **out)
+          uint64_t start_seq, apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx,
+          struct apply **out)
 {
 	struct apply *a = calloc(1, sizeof(*a));
 	int r;
@@ -699,6 +706,8 @@ apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async a
 	a->roots = root_fds;
 	a->n_dirs = n_dirs;
 	a->async = async;
+	a->received_seq = a->acked_seq = start_seq;
+	atomic_store(&a->applied_seq, start_seq);
 	a->ack_cb = ack_cb;
 	a->fail_cb = fail_cb;
 	a->ctx = ctx;

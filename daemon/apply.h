@@ -39,7 +39,8 @@ typedef void (*apply_fail_fn)(void *ctx, const char *why);
 /* root_fds[i]: an fd (O_PATH | O_DIRECTORY) on replicated directory i, opened
  * before anything was mounted over it; borrowed, must outlive the engine. */
 int apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async async,
-              apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx, struct apply **out);
+              uint64_t start_seq, apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx,
+              struct apply **out);
 
 /* Queue one received op (loop thread; the op is copied). Returns 0, or
  * MR_EPROTO with the reason in err (sequence gap, bad path, bad dir index). */
@@ -47,6 +48,9 @@ int apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err
 
 /* Last sequence number received (queued); what the HELLO announces. */
 uint64_t apply_last_seq(const struct apply *a);
+
+/* Last sequence number applied (any thread). */
+uint64_t apply_applied_seq(const struct apply *a);
 
 /* Has applying failed (this copy diverged)? */
 bool apply_failed(const struct apply *a);

@@ -14,6 +14,8 @@
  */
 #include "ctl_srv.h"
 
+#include "cluster.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -62,9 +64,11 @@ struct ctl_wreq {
 	char *frame;
 };
 
-typedef json_t *(*ctl_handler_fn)(struct ctl_srv *s, const json_t *args);
+typedef json_t *(*ctl_handler_fn)(struct ctl_srv *s, const char *cmd, const json_t *args);
 
-static json_t *cmd_status(struct ctl_srv *s, const json_t *args);
+static json_t *cmd_status(struct ctl_srv *s, const char *cmd, const json_t *args);
+static json_t *cmd_fsm(struct ctl_srv *s, const char *cmd, const json_t *args);
+static json_t *cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args);
 
 /* The dispatch table: one line per command the daemon understands. */
 static const struct {
@@ -72,6 +76,15 @@ static const struct {
 	ctl_handler_fn handler;
 } ctl_cmds[] = {
 	{ "status", cmd_status },
+	{ "start", cmd_fsm },
+	{ "stop", cmd_fsm },
+	{ "restart", cmd_fsm },
+	{ "stopstart", cmd_fsm },
+	{ "forcestop", cmd_fsm },
+	{ "swap", cmd_fsm },
+	{ "prim", cmd_fsm },
+	{ "second", cmd_fsm },
+	{ "failover", cmd_failover },
 };
 
 int
@@ -232,7 +245,7 @@ dispatch(struct ctl_conn *c, const json_t *req)
 	for (i = 0; i < ARRAY_SIZE(ctl_cmds); i++) {
 		if (strcmp(cmd, ctl_cmds[i].name) == 0) {
 			log_debug("ctl: request cmd=%s pid=%d", cmd, (int)c->pid);
-			conn_reply(c, ctl_cmds[i].handler(c->srv, args));
+			conn_reply(c, ctl_cmds[i].handler(c->srv, cmd, args));
 			return;
 		}
 	}
@@ -450,13 +463,14 @@ ctl_srv_stop(struct ctl_srv *s)
 /* ---- command handlers ------------------------------------------------------ */
 
 static json_t *
-cmd_status(struct ctl_srv *s, const json_t *args)
+cmd_status(struct ctl_srv *s, const char *cmd, const json_t *args)
 {
 	const struct mrd *m = s->m;
 	const struct conf_server *peer;
 	json_t *res;
 
 	(void)args;
+	(void)cmd;
 	peer = &m->conf->heart.hbs[0].servers[m->peer_idx];
 	res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:I, s:s, s:I, s:s}",
 	                "module", m->module, "node", m->node->name, "peer", peer->name, "peer_addr",
@@ -468,5 +482,63 @@ cmd_status(struct ctl_srv *s, const json_t *args)
 	if (res == NULL)
 		return ctl_reply_err(-ENOMEM, "out of memory");
 	mirror_status(s->m, res);
+	cluster_status(s->m, res);
 	return ctl_reply_ok(res);
+}
+
+/* The state machine commands; args: none, or ["--force"] for prim. */
+static json_t *
+cmd_fsm(struct ctl_srv *s, const char *cmd, const json_t *args)
+{
+	static const struct {
+		const char *name;
+		enum fsm_event ev;
+	} evs[] = {
+		{ "start", FSM_EV_START },         { "stop", FSM_EV_STOP },
+		{ "restart", FSM_EV_RESTART },     { "stopstart", FSM_EV_STOPSTART },
+		{ "forcestop", FSM_EV_FORCESTOP }, { "swap", FSM_EV_SWAP },
+		{ "prim", FSM_EV_PRIM },           { "second", FSM_EV_SECOND },
+	};
+	const char *name = cmd;
+	bool force = false;
+	char msg[512];
+	size_t i;
+	int r;
+
+	for (i = 0; i < json_array_size(args); i++) {
+		const char *a = json_string_value(json_array_get(args, i));
+
+		if (strcmp(name, "prim") == 0 && a != NULL && strcmp(a, "--force") == 0)
+			force = true;
+		else
+			return ctl_reply_err(-EINVAL, "%s: unexpected argument \"%s\"", name,
+			                     a != NULL ? a : "");
+	}
+	for (i = 0; name != NULL && i < ARRAY_SIZE(evs); i++) {
+		if (strcmp(name, evs[i].name) != 0)
+			continue;
+		r = cluster_command(s->m, evs[i].ev == FSM_EV_PRIM && force ? FSM_EV_PRIM_FORCE
+		                                                            : evs[i].ev,
+		                    msg, sizeof(msg));
+		if (r < 0)
+			return ctl_reply_err(r, "%s", msg);
+		return ctl_reply_ok(json_pack("{s:s}", "message", msg));
+	}
+	return ctl_reply_err(-EINVAL, "unknown command");
+}
+
+static json_t *
+cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args)
+{
+	const char *a = json_string_value(json_array_get(args, 0));
+	char msg[256];
+	int r;
+
+	(void)cmd;
+	if (a == NULL || json_array_size(args) != 1 || (strcmp(a, "on") != 0 && strcmp(a, "off") != 0))
+		return ctl_reply_err(-EINVAL, "failover needs one argument: on or off");
+	r = cluster_set_failover(s->m, strcmp(a, "on") == 0, msg, sizeof(msg));
+	if (r < 0)
+		return ctl_reply_err(r, "%s", msg);
+	return ctl_reply_ok(json_pack("{s:s}", "message", msg));
 }

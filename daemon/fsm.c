@@ -79,9 +79,9 @@ const struct fsm_row fsm_table[] = {
 	/* ---- WAIT ---- */
 	{ MRD_WAIT, R_ANY, FSM_EV_PEER, FSM_G_SPLITBRAIN, NOACT, MRD_WAIT, MRD_NOTREADY,
 	  "SPLIT BRAIN: both nodes changed data apart; run `mirrorctl prim` on the node to keep" },
-	{ MRD_WAIT, R_TRD, FSM_EV_PEER, FSM_G_PEER_PRIMARY, A(JOIN_SECOND), MRD_SECOND,
+	{ MRD_WAIT, R_TRD, FSM_EV_PEER, FSM_G_REJOIN, A(JOIN_SECOND), MRD_SECOND,
 	  MRD_TRANSIENT, "joining the primary as secondary" },
-	{ MRD_WAIT, R_NR, FSM_EV_PEER, FSM_G_PEER_PRIMARY, A(JOIN_SECOND), MRD_SECOND,
+	{ MRD_WAIT, R_NR, FSM_EV_PEER, FSM_G_REJOIN, A(JOIN_SECOND), MRD_SECOND,
 	  MRD_TRANSIENT, "heartbeats back: joining the primary as secondary" },
 	{ MRD_WAIT, R_TR, FSM_EV_PEER, FSM_G_ELECT_ME, A(BECOME_PRIM), MRD_ALONE, MRD_READY,
 	  "elected primary: newest data" },
@@ -325,6 +325,8 @@ fsm_guard_holds(enum fsm_guard g, const struct fsm_view *v)
 		return true;
 	case FSM_G_PEER_PRIMARY:
 		return peer_prim;
+	case FSM_G_REJOIN:
+		return peer_prim && !v->rejoin_blocked && v->intf_ok;
 	case FSM_G_ELECT_ME:
 	case FSM_G_ELECT_PEER:
 	case FSM_G_ELECT_ADMIN:

@@ -90,11 +90,13 @@ struct fsm_view {
 	bool peer_splitbrain; /* the peer says we diverged */
 	bool prefer_me;     /* equal data: defaultprim / lastprim / node order say this node */
 	bool handover_ok;   /* FSM_EV_HANDOVER: peer's handover seq == ours */
+	bool rejoin_blocked; /* applying failed here: no automatic rejoin (admin: second) */
 };
 
 enum fsm_guard {
 	FSM_G_ANY = 0,
 	FSM_G_PEER_PRIMARY,  /* peer heard as PRIM or ALONE */
+	FSM_G_REJOIN,        /* ...and this node may join it on its own */
 	FSM_G_ELECT_ME,      /* election: this node becomes primary */
 	FSM_G_ELECT_PEER,    /* election: the peer does; wait for it */
 	FSM_G_ELECT_ADMIN,   /* election: nobody may decide alone */

@@ -31,7 +31,14 @@
 #define HB_KEY_MIN_BYTES 16
 #define HB_KEY_MAX_BYTES 256
 #define HB_MAC_BYTES     32
-#define HB_WIRE_BYTES    128 /* fixed size of a heartbeat datagram */
+/* Fixed size of a heartbeat datagram: 128 bytes of header and body (the
+ * fields take 99, the rest is zero) followed by the 32-byte MAC. The layout
+ * is in the block comment at the top of hb.c. (Was 128 in total, which could
+ * not hold the 99 bytes of fields plus the MAC.) */
+#define HB_WIRE_BYTES    160
+#define HB_BODY_BYTES    (HB_WIRE_BYTES - HB_MAC_BYTES) /* what the MAC covers */
+#define HB_VERSION       1
+#define HB_MAGIC         "HMHB" /* 4 bytes on the wire, no NUL */
 
 /* Flags carried in a heartbeat. */
 #define HB_F_FAILOVER   0x01u /* failover is on at the sender */
@@ -45,9 +52,9 @@ struct hb_info {
 	uint8_t state;     /* enum mrd_state */
 	uint8_t readiness; /* enum mrd_readiness */
 	bool uptodate;
-	uint8_t flags;     /* HB_F_* */
-	uint64_t gen_seq;  /* data generation: count of generations (0 = no history) */
-	uint64_t gen_id;   /* data generation: random id of the current one */
+	uint8_t flags;         /* HB_F_* */
+	uint64_t gen_seq;      /* data generation: count of generations (0 = no history) */
+	uint64_t gen_id;       /* data generation: random id of the current one */
 	uint64_t handover_seq; /* with HB_F_HANDOVER: the last replicated seq */
 	uint8_t config_hash[16];
 };
@@ -57,8 +64,8 @@ struct hb_msg {
 	uint8_t node_idx; /* 0 or 1: index in cluster_conf.nodes */
 	uint8_t net_idx;  /* index of the <heartbeat> network it was sent on */
 	char module[33];
-	uint64_t epoch;   /* sender's start time, CLOCK_REALTIME in microseconds */
-	uint64_t seq;     /* per-sender counter, starts at 1 for each epoch */
+	uint64_t epoch; /* sender's start time, CLOCK_REALTIME in microseconds */
+	uint64_t seq;   /* per-sender counter, starts at 1 for each epoch */
 	struct hb_info info;
 };
 
@@ -67,8 +74,11 @@ struct hb_msg {
 int hb_encode(const struct hb_msg *m, const uint8_t *key, size_t key_len, uint8_t *buf,
               size_t buf_len);
 
-/* Verify and decode. Returns 0, -EBADMSG (wrong size, magic or version),
- * -EPERM (bad MAC). Constant-time MAC compare. Pure. */
+/* Verify and decode. Returns 0, -EBADMSG (wrong size, magic or version, or
+ * an authenticated datagram whose reserved bytes, uptodate or module padding
+ * are not as hb_encode() writes them), -EPERM (bad MAC), -EINVAL (key
+ * shorter than HB_KEY_MIN_BYTES or longer than HB_KEY_MAX_BYTES).
+ * Constant-time MAC compare. Pure. */
 int hb_decode(const uint8_t *buf, size_t len, const uint8_t *key, size_t key_len,
               struct hb_msg *out);
 
@@ -87,7 +97,10 @@ struct hb_cbs {
 	/* Network net_idx changed: up = a valid heartbeat within its timeout. */
 	void (*on_net)(void *ctx, size_t net_idx, bool up);
 	/* No valid heartbeat on any network for the timeout: the peer is lost.
-	 * Called once per loss; on_peer is called again when it returns. */
+	 * Called once per loss; on_peer is called again when it returns. Also
+	 * called once when the peer was never heard in the first timeout after
+	 * hb_start() (the longest network timeout), so a starting node need
+	 * not keep a timer of its own to stop waiting for its peer. */
 	void (*on_lost)(void *ctx);
 };
 
@@ -100,8 +113,8 @@ struct hb;
  * reason in err (e.g. "key file /x: 8 bytes, at least 16 needed",
  * "bind 198.18.0.1:9200: Address already in use"). Loop thread. */
 int hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const char *module,
-             const char *key_file, const struct hb_info *info, const struct hb_cbs *cbs,
-             void *ctx, struct hb **out, char *err, size_t err_len);
+             const char *key_file, const struct hb_info *info, const struct hb_cbs *cbs, void *ctx,
+             struct hb **out, char *err, size_t err_len);
 
 /* Replace what this node says; sent at once on every network (a state change
  * reaches the peer without waiting for the next pulse), then every pulse.
@@ -113,7 +126,8 @@ bool hb_peer_alive(struct hb *h);
 
 /* Add "heartbeat": { "pulse_ms", "timeout_ms", "peer_alive", "networks": [ {
  * "name", "ident", "local", "peer", "up", "last_rx_ms_ago" (or null), "rx",
- * "tx", "dropped_bad_mac", "dropped_replay", "dropped_other" } ] } to result.
+ * "tx", "tx_errors", "dropped_bad_mac", "dropped_replay", "dropped_other" } ] }
+ * to result. "local" and "peer" are "ip:port" ("[ip6]:port").
  * Loop thread. */
 void hb_status(struct hb *h, json_t *result);
 

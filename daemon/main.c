@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "cluster.h"
 #include "ctl_srv.h"
 #include "err.h"
 #include "mirror.h"
@@ -46,9 +47,11 @@ static const char usage_text[] =
         "  -l, --log-level LEVEL  err, warn, notice, info (default) or debug\n"
         "      --no-syslog        do not copy log lines to syslog/journald\n"
         "  -t, --check            validate both files, print a summary and exit\n"
-        "      --role ROLE        primary or secondary: mount and mirror in that role\n"
-        "                         (temporary, until the state machine chooses roles;\n"
-        "                         without it nothing is mounted and the module is STOP)\n"
+        "      --stopped          do not start the module (STOP until `mirrorctl start`)\n"
+        "      --role ROLE        bootstrap shortcut: \"primary\" starts the module with\n"
+        "                         `mirrorctl prim --force`, \"secondary\" with a plain\n"
+        "                         start (it joins the primary); without it the module\n"
+        "                         starts and the nodes elect the primary\n"
         "  -V, --version          print the version and exit\n"
         "  -h, --help             print this help and exit\n"
         "\n"
@@ -182,6 +185,7 @@ mrd_shutdown(struct mrd *m, const char *why)
 	log_notice("mirrord: stopping module=%s reason=%s", m->module, why);
 	ctl_srv_stop(m->ctl);
 	m->ctl = NULL;
+	cluster_stop(m);
 	peer_stop(m->peer);
 	m->peer = NULL;
 	mirror_stop(m);
@@ -244,14 +248,15 @@ main(int argc, char **argv)
 		{ "no-syslog", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 't' },
 		{ "role", required_argument, NULL, 'R' },
+		{ "stopped", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mrd m = { .lock_fd = -1 };
 	bool foreground = false, check_only = false, use_syslog = true;
-	int level = LOG_LVL_INFO, notify_fd = -1, opt, r, role = MIRROR_NONE;
-	const char *role_arg = "none";
+	int level = LOG_LVL_INFO, notify_fd = -1, opt, r, role;
+	enum fsm_event initial = FSM_EV_START;
 	const char *config = NULL, *node = MRD_DEFAULT_NODE_INI;
 	char defconf[4096];
 	long holder;
@@ -302,7 +307,10 @@ main(int argc, char **argv)
 				        optarg);
 				return 2;
 			}
-			role_arg = optarg;
+			initial = role == MIRROR_PRIMARY ? FSM_EV_PRIM_FORCE : FSM_EV_START;
+			break;
+		case 'P':
+			initial = FSM_EV__COUNT;
 			break;
 		case 'V':
 			printf("mirrord %s\n", MR_VERSION);
@@ -411,20 +419,19 @@ main(int argc, char **argv)
 		r = 1;
 		goto out_loop;
 	}
-	/* Mount and mirror (the role comes from --role until the state machine
-	 * decides it), then the replication link. */
-	r = mirror_start(&m, (enum mirror_role)role);
+	/* The replication link first (it carries the HELLO of whatever role the
+	 * state machine gives this node), then heartbeats and the state machine. */
+	r = peer_start(&m, &mirror_peer_cbs, &m, &m.peer);
 	if (r < 0) {
-		log_err("mirrord: cannot start mirroring role=%s err=\"%s\"", role_arg,
-		        mr_strerror(r));
+		log_err("mirrord: cannot start the replication link err=\"%s\"", mr_strerror(r));
 		mrd_shutdown(&m, "startup-failure");
 		(void)uv_run(m.loop, UV_RUN_DEFAULT);
 		r = 1;
 		goto out_loop;
 	}
-	r = peer_start(&m, &mirror_peer_cbs, &m, &m.peer);
+	r = cluster_start(&m, initial);
 	if (r < 0) {
-		log_err("mirrord: cannot start the replication link err=\"%s\"", mr_strerror(r));
+		log_err("mirrord: cannot start the module err=\"%s\"", mr_strerror(r));
 		mrd_shutdown(&m, "startup-failure");
 		(void)uv_run(m.loop, UV_RUN_DEFAULT);
 		r = 1;

@@ -4,10 +4,8 @@
  * (see mirror.h). Loop thread; each shim runs its FUSE loop on its own thread
  * (with every signal blocked, so libuv keeps receiving them).
  *
- * Roles and states until the state machine exists:
- *   primary:   ALONE (Ready) without a link, PRIM (Ready) with one;
- *   secondary: WAIT (NotReady) without a link, SECOND (Ready) with one,
- *              uptodate only while linked and applying without error.
+ * The state machine (cluster.c) decides the role and owns the module state;
+ * this file reports link and apply events to it.
  */
 #include "mirror.h"
 
@@ -22,6 +20,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "cluster.h"
 #include "err.h"
 #include "log.h"
 #include "mrd.h"
@@ -60,21 +59,6 @@ static const char *
 role_name(enum mirror_role r)
 {
 	return r == MIRROR_PRIMARY ? "primary" : r == MIRROR_SECONDARY ? "secondary" : "none";
-}
-
-/* Every state change goes through here: logged at NOTICE (the fsm words). */
-static void
-set_state(struct mrd *m, enum mrd_state st, enum mrd_readiness rd, bool uptodate, const char *event,
-          const char *message)
-{
-	if (m->state != st || m->readiness != rd)
-		log_notice("fsm: %s -> %s (%s) event=%s uptodate=%s", mrd_state_name(m->state),
-		           mrd_state_name(st), mrd_readiness_name(rd), event,
-		           uptodate ? "yes" : "no");
-	m->state = st;
-	m->readiness = rd;
-	m->uptodate = uptodate;
-	(void)snprintf(m->message, sizeof(m->message), "%s", message);
 }
 
 static void *
@@ -164,14 +148,19 @@ fail_cb(void *ctx, const char *why)
 	struct mrd *m = ctx;
 
 	log_err("apply: this copy no longer matches the primary reason=\"%s\"", why);
-	set_state(m, m->mirror->link_up ? MRD_SECOND : MRD_WAIT, MRD_NOTREADY, false,
-	          "apply_failed", "secondary diverged: a resync from the primary is needed");
 	if (m->peer != NULL)
 		peer_drop(m->peer, why);
+	cluster_apply_failed(m, why);
+}
+
+static void
+diverge_cb(void *ctx)
+{
+	cluster__diverged(ctx);
 }
 
 int
-mirror_start(struct mrd *m, enum mirror_role role)
+mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 {
 	const struct conf_rfs *rfs = &m->conf->rfs;
 	struct mirror *mi;
@@ -201,9 +190,10 @@ mirror_start(struct mrd *m, enum mirror_role role)
 	m->mirror = mi;
 
 	if (role == MIRROR_PRIMARY) {
-		r = repl_new(m->loop, rfs, mi->n_dirs, &mi->repl);
+		r = repl_new(m->loop, rfs, mi->n_dirs, start_seq, &mi->repl);
 		if (r < 0)
 			goto err;
+		repl_set_diverge_cb(mi->repl, diverge_cb, m);
 		for (i = 0; i < mi->n_dirs; i++) {
 			/* fsync overlaps with the peer's, unless replies come early */
 			r = start_shim(&mi->dirs[i], rfs->repl[i].dir, false, repl_submit,
@@ -211,8 +201,6 @@ mirror_start(struct mrd *m, enum mirror_role role)
 			if (r < 0)
 				goto err;
 		}
-		set_state(m, MRD_ALONE, MRD_READY, true, "role_primary",
-		          "primary without secondary: waiting for the peer");
 		return 0;
 	}
 
@@ -229,12 +217,10 @@ mirror_start(struct mrd *m, enum mirror_role role)
 		if (r < 0)
 			goto err;
 	}
-	r = apply_new(m->loop, mi->root_fds, mi->n_dirs, rfs->async, ack_cb, fail_cb, m,
-	              &mi->apply);
+	r = apply_new(m->loop, mi->root_fds, mi->n_dirs, rfs->async, start_seq, ack_cb, fail_cb,
+	              m, &mi->apply);
 	if (r < 0)
 		goto err;
-	set_state(m, MRD_WAIT, MRD_NOTREADY, false, "role_secondary",
-	          "secondary waiting for the primary");
 	return 0;
 
 err:
@@ -263,7 +249,38 @@ mirror_stop(struct mrd *m)
 	free(mi->dirs);
 	free(mi);
 	m->mirror = NULL;
-	set_state(m, MRD_STOP, MRD_NOTREADY, false, "stop", "module stopped");
+}
+
+enum mirror_role
+mirror_current_role(const struct mrd *m)
+{
+	return m->mirror != NULL ? m->mirror->role : MIRROR_NONE;
+}
+
+bool
+mirror_link_up(const struct mrd *m)
+{
+	return m->mirror != NULL && m->mirror->link_up;
+}
+
+void
+mirror_seqs(const struct mrd *m, struct mirror_seqs *out)
+{
+	const struct mirror *mi = m->mirror;
+
+	*out = (struct mirror_seqs){ 0 };
+	if (mi != NULL && mi->repl != NULL) {
+		struct repl_stats st;
+
+		repl_get_stats(mi->repl, &st);
+		out->last_seq = st.last_seq;
+		out->inflight_ops = st.inflight_ops;
+		out->diverged = st.diverged;
+	} else if (mi != NULL && mi->apply != NULL) {
+		out->last_seq = apply_last_seq(mi->apply);
+		out->applied_seq = apply_applied_seq(mi->apply);
+		out->failed = apply_failed(mi->apply);
+	}
 }
 
 void
@@ -377,11 +394,8 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 	if (mi->repl != NULL) {
 		repl_set_peer(mi->repl, m->peer);
 		repl_link_up(mi->repl);
-		set_state(m, MRD_PRIM, MRD_READY, true, "link_up", "mirroring to the secondary");
-	} else {
-		set_state(m, MRD_SECOND, MRD_READY, true, "link_up",
-		          "secondary: applying the primary's changes");
 	}
+	cluster_link(m, true);
 }
 
 static void
@@ -421,14 +435,10 @@ cb_on_down(void *ctx, const char *reason)
 	if (mi == NULL)
 		return;
 	mi->link_up = false;
-	if (mi->repl != NULL) {
+	if (mi->repl != NULL)
 		repl_link_down(mi->repl, reason);
-		set_state(m, MRD_ALONE, MRD_READY, true, "link_down",
-		          "primary without secondary: the peer is gone");
-	} else if (!m->stopping) {
-		set_state(m, MRD_WAIT, MRD_NOTREADY, false, "link_down",
-		          "secondary lost the primary: not up to date");
-	}
+	if (!m->stopping)
+		cluster_link(m, false);
 }
 
 static void

@@ -5,9 +5,8 @@
  * apply engine (apply.c, secondary), and the peer link callbacks that join
  * them. Loop thread, except the shims' own FUSE threads.
  *
- * Until the state-machine issue lands, the role comes from `mirrord --role
- * primary|secondary` (no role: nothing is mounted and the module stays STOP).
- * The state machine will call mirror_start()/mirror_stop() on transitions.
+ * The state machine (cluster.c) calls mirror_start()/mirror_stop() on
+ * transitions; this module never changes the module state itself.
  */
 #ifndef MR_MIRROR_H
 #define MR_MIRROR_H
@@ -30,9 +29,22 @@ extern const struct peer_cbs mirror_peer_cbs;
 /* Parse "primary" / "secondary". Returns the role or -EINVAL. */
 int mirror_role_parse(const char *s);
 
-/* Mount the shims and start the engine for role (no-op for MIRROR_NONE).
- * Returns 0 or -errno with the reason logged. */
-int mirror_start(struct mrd *m, enum mirror_role role);
+/* Mount the shims and start the engine for role (no-op for MIRROR_NONE);
+ * sequence numbers continue after start_seq. Returns 0 or -errno with the
+ * reason logged. */
+int mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq);
+
+enum mirror_role mirror_current_role(const struct mrd *m);
+bool mirror_link_up(const struct mrd *m);
+
+struct mirror_seqs {
+	uint64_t last_seq;     /* primary: assigned; secondary: received */
+	uint64_t applied_seq;  /* secondary */
+	uint64_t inflight_ops; /* primary: not yet acknowledged */
+	bool diverged;         /* primary: completed ops without the peer */
+	bool failed;           /* secondary: applying failed */
+};
+void mirror_seqs(const struct mrd *m, struct mirror_seqs *out);
 
 /* Unmount and stop; completes every pending op first. Accepts a module that
  * never started. */

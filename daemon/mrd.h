@@ -29,6 +29,7 @@ enum mrd_readiness {
 	MRD_READY,
 };
 
+struct cluster;
 struct ctl_srv;
 struct mirror;
 struct peer;
@@ -60,6 +61,7 @@ struct mrd {
 	struct ctl_srv *ctl;   /* owned */
 	struct peer *peer;     /* owned: the replication link (peer.h) */
 	struct mirror *mirror; /* owned: shims + engine (mirror.h), or NULL */
+	struct cluster *cluster; /* owned: the state machine's executor (cluster.h) */
 	bool stopping;
 };
 

@@ -76,6 +76,8 @@ struct repl {
 	uint64_t inflight_bytes;
 	uint64_t inflight_ops;
 	uint64_t alone_ops;
+	repl_diverge_fn diverge_cb;
+	void *diverge_ctx;
 
 	/* loop thread only */
 	struct rec_list unsent;
@@ -144,8 +146,19 @@ static void
 repl__diverged(struct repl *r, const struct shim_op *op)
 {
 	(void)op;
+	if (!r->diverged && r->diverge_cb != NULL)
+		r->diverge_cb(r->diverge_ctx);
 	r->diverged = true;
 	r->alone_ops++;
+}
+
+void
+repl_set_diverge_cb(struct repl *r, repl_diverge_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&r->mu);
+	r->diverge_cb = fn;
+	r->diverge_ctx = ctx;
+	pthread_mutex_unlock(&r->mu);
 }
 
 bool
@@ -393,6 +406,8 @@ repl_link_down(struct repl *r, const char *why)
 	list_splice(&all, &r->unsent);
 	list_splice(&all, &r->incoming);
 	n = all.n;
+	if (n > 0 && !r->diverged && r->diverge_cb != NULL)
+		r->diverge_cb(r->diverge_ctx);
 	if (n > 0)
 		r->diverged = true;
 	r->alone_ops += n;
@@ -433,7 +448,8 @@ repl_dir_ctx(struct repl *r, size_t i)
 }
 
 int
-repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, struct repl **out)
+repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, uint64_t start_seq,
+         struct repl **out)
 {
 	struct repl *r;
 	size_t i;
@@ -458,6 +474,7 @@ repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, struct repl
 	r->limit_bytes =
 	        rfs->async == CONF_ASYNC_ASYNC ? rfs->asynclag_bytes : rfs->maxinflight_bytes;
 	r->sendtimeout_ms = rfs->sendtimeout_ms;
+	r->last_seq = r->acked_seq = start_seq;
 	MR_BUG_ON(pthread_mutex_init(&r->mu, NULL) != 0);
 	MR_BUG_ON(pthread_cond_init(&r->room, NULL) != 0);
 	MR_BUG_ON(uv_async_init(loop, &r->wake, wake_cb) != 0);

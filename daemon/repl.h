@@ -42,7 +42,14 @@ struct repl_stats {
 
 /* Create the engine (loop thread). n_dirs replicated directories; the shim of
  * directory i must be given repl_submit and repl_dir_ctx(r, i). */
-int repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, struct repl **out);
+int repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, uint64_t start_seq,
+             struct repl **out);
+
+/* Called once when the engine first completes an op without the peer (the
+ * data diverge from the peer's from here on), with the engine's lock held,
+ * on any thread, before that op completes. */
+typedef void (*repl_diverge_fn)(void *ctx);
+void repl_set_diverge_cb(struct repl *r, repl_diverge_fn fn, void *ctx);
 
 /* The submit context for replicated directory i. */
 void *repl_dir_ctx(struct repl *r, size_t i);

@@ -60,6 +60,9 @@ void vip_status(struct vip *v, json_t *result);
 
 /* Release nothing (the caller releases first if it must), cancel timers, free
  * once handles are closed. Accepts NULL. Loop thread. */
+/* (vip.c) Operations still queued are dropped without calling their cb; one
+ * already on the thread pool finishes there and its cb is not called either.
+ * vip_status() also gives each address its "prefixlen". */
 void vip_free(struct vip *v);
 
 #endif

@@ -185,9 +185,11 @@ class CrashSafety(ReplicationCase):
                     self.one_round(c, rnd, mode, rnd_i)
 
     def one_round(self, c, rnd, mode, rnd_i):
-        for n in ("n1", "n2"):  # fresh copies: a restarted pair would need a resync
+        for n in ("n1", "n2"):  # fresh nodes: a restarted pair would need a resync
             for e in os.listdir(self.real(c, n)):
                 subprocess.run(["rm", "-rf", os.path.join(self.real(c, n), e)], check=True)
+            for e in os.listdir(c.node(n).state_dir):  # no history either
+                os.unlink(os.path.join(c.node(n).state_dir, e))
         self.start_pair(c)
         logpath = os.path.join(c.node("n1").out_dir, "writes-%s-%d.log" % (mode, rnd_i))
         w = c.popen("n1", sys.executable, "-c", WRITER, self.shared(c), logpath,
@@ -324,11 +326,33 @@ print("closed", flush=True)
 """
 
 
+# Heartbeats of a fake primary n1 (ALONE Ready, generation 1), so that n2 joins it as
+# SECOND; argv: key file, module, config hash (hex), n2's address.
+FAKE_HB = r"""
+import os, socket, sys, time
+sys.path.insert(0, os.environ["HT_LIB"])
+import hamirror_test as ht
+key = open(sys.argv[1], "rb").read()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.0.1", 9200))
+epoch = int(time.time() * 1e6)
+for seq in range(1, 100000):
+    s.sendto(ht.hb_datagram(key, 0, 0, sys.argv[2], epoch, seq,
+                            config_hash=bytes.fromhex(sys.argv[3])), (sys.argv[4], 9200))
+    time.sleep(0.1)
+"""
+
+
 class HostilePeer(ReplicationCase):
     def test_paths_escaping_the_root_are_refused(self):
         with ht.Cluster() as c:
             c.start_daemon("n2", extra=["--role", "secondary"])
             h = c.status("n2")["config_hash"]
+            os.environ["HT_LIB"] = os.path.dirname(os.path.abspath(ht.__file__))
+            c.popen("n1", sys.executable, "-c", FAKE_HB, c.hb_key, c.module, h,
+                    ht.HOST_ADDR["n2"])
+            ht.wait_for(lambda: c.status("n2")["state"] == "SECOND", 15,
+                        what="n2 joins the fake primary as SECOND")
             real = self.real(c, "n2")
             outside = os.path.dirname(real)
             # a symlink planted in the secondary's real directory, pointing out of it

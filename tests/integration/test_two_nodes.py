@@ -24,7 +24,8 @@ class TwoNodes(ht.ClusterTestCase):
             self.assertEqual(s.get("node"), me, s)
             self.assertEqual(s.get("peer"), peer, s)
             self.assertIn(ht.HOST_ADDR[peer], str(s.get("peer_addr")), s)
-            self.assertEqual(s.get("state"), "STOP", s)
+            # first start, no history on either node: both wait for `mirrorctl prim`
+            self.assertEqual(s.get("state"), "WAIT", s)
             self.assertEqual(s.get("pid"), c.daemon_pid(me), s)
             for key in ("readiness", "uptodate", "message", "config", "config_hash", "version",
                         "uptime_ms", "log"):
@@ -32,10 +33,12 @@ class TwoNodes(ht.ClusterTestCase):
             self.assertRegex(str(s["config_hash"]), r"^[0-9a-f]{32}$")
         self.assertEqual(st["n1"]["config_hash"], st["n2"]["config_hash"])
 
-    def test_state_exit_code_is_stop(self):
+    def test_state_exit_code_is_wait_on_first_start(self):
         for n in ("n1", "n2"):
+            ht.wait_for(lambda: self.c.status(n)["readiness"] == "NotReady", 10,
+                        what="%s: WAIT (NotReady) on first start" % n)
             rc, out, err = self.c.ctl(n, "state")
-            self.assertEqual(rc, ht.STATE_RC["STOP"], "%s: mirrorctl state: %s%s" % (n, out, err))
+            self.assertEqual(rc, ht.STATE_RC["WAIT"], "%s: mirrorctl state: %s%s" % (n, out, err))
 
     def test_status_still_answers_when_node_ini_broke_after_start(self):
         """A node.ini that gained an unrelated error after mirrord started (here: the
@@ -80,7 +83,7 @@ class TwoNodes(ht.ClusterTestCase):
         self.assertEqual(rc, ht.STATE_RC_UNREACHABLE, "mirrorctl state with no daemon: %s%s" % (out, err))
         # and it can be started again (the lock file left behind does not block it)
         c.start_daemon("n2")
-        self.assertEqual(c.status("n2")["state"], "STOP")
+        self.assertEqual(c.status("n2")["state"], "WAIT")
 
     def test_sigint_stops_cleanly(self):
         c = self.c
@@ -106,7 +109,7 @@ class TwoNodes(ht.ClusterTestCase):
         c.link_up("n1")
         c.start_daemon("n1")                   # must cope with the stale socket file
         st = c.status("n1")
-        self.assertEqual((st["node"], st["state"]), ("n1", "STOP"))
+        self.assertEqual((st["node"], st["state"]), ("n1", "WAIT"))
 
     def test_sighup_reopens_log(self):
         c = self.c

@@ -61,7 +61,7 @@ lookup_ambiguous_lists_candidates(void **state)
 	(void)state;
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "st", &c, err, sizeof(err)), -ENOTUNIQ);
 	assert_null(c);
-	assert_string_equal(err, "ambiguous command 'st': status, state");
+	assert_string_equal(err, "ambiguous command 'st': status, state, start, stop, stopstart");
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "stat", &c, err, sizeof(err)), -ENOTUNIQ);
 	assert_string_equal(err, "ambiguous command 'stat': status, state");
 }
@@ -75,8 +75,9 @@ lookup_unknown_lists_valid_commands(void **state)
 	(void)state;
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "frob", &c, err, sizeof(err)), -ENOENT);
 	assert_null(c);
-	assert_string_equal(err, "unknown command 'frob'; valid commands: status, state, config, "
-	                         "log, help, version");
+	assert_string_equal(err, "unknown command 'frob'; valid commands: status, state, start, "
+	                         "stop, restart, stopstart, forcestop, swap, prim, second, "
+	                         "failover, config, log, help, version");
 	/* a longer word is not a prefix match */
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "statusx", &c, err, sizeof(err)), -ENOENT);
 	/* the empty word is a prefix of everything but matches nothing */
@@ -142,7 +143,7 @@ parse_unknown_and_ambiguous_command(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&cl, err, "st"), -EINVAL);
-	assert_string_equal(err, "ambiguous command 'st': status, state");
+	assert_string_equal(err, "ambiguous command 'st': status, state, start, stop, stopstart");
 	assert_int_equal(PARSE(&cl, err, "-m", "db", "x"), -EINVAL);
 	assert_non_null(strstr(err, "unknown command 'x'; valid commands: status, state"));
 }

@@ -70,7 +70,7 @@ every_row_is_reachable(void **state)
 
 	(void)state;
 	assert_non_null(found);
-	for (unsigned bits = 0; bits < (1u << 11) && n_found < fsm_table_len; bits++) {
+	for (unsigned bits = 0; bits < (1u << 12) && n_found < fsm_table_len; bits++) {
 		for (size_t ps = 0; ps < 5; ps++) {
 			for (int pr = 0; pr < 3; pr++) {
 				for (int gc = 0; gc < 4; gc++) {
@@ -86,6 +86,7 @@ every_row_is_reachable(void **state)
 						.peer_splitbrain = (bits >> 8) & 1,
 						.prefer_me = (bits >> 9) & 1,
 						.handover_ok = (bits >> 10) & 1,
+						.rejoin_blocked = (bits >> 11) & 1,
 						.peer_state = peer_states[ps],
 						.peer_readiness = (enum mrd_readiness)pr,
 						.gen_cmp = gc,
@@ -174,6 +175,12 @@ start_and_election(void **state)
 	r = look(MRD_SECOND, MRD_TRANSIENT, FSM_EV_LINK_UP, &v);
 	assert_int_equal(r->next, MRD_SECOND);
 	assert_int_equal(r->next_ready, MRD_READY);
+
+	/* a node whose apply failed does not rejoin on its own; `second` does */
+	v.rejoin_blocked = true;
+	assert_null(look(MRD_WAIT, MRD_NOTREADY, FSM_EV_PEER, &v));
+	assert_int_equal(look(MRD_WAIT, MRD_NOTREADY, FSM_EV_SECOND, &v)->next, MRD_SECOND);
+	v.rejoin_blocked = false;
 
 	/* both waiting, this node ahead and up to date: elected */
 	v.peer_state = MRD_WAIT;

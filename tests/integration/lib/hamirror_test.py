@@ -141,6 +141,26 @@ def wait_for(cond, timeout_s, interval_s=0.05, what="condition"):
         time.sleep(interval_s)
 
 
+STATE_NUM = {"STOP": 0, "WAIT": 1, "ALONE": 2, "PRIM": 3, "SECOND": 4}
+READY_NUM = {"NotReady": 0, "Transient": 1, "Ready": 2}
+
+
+def hb_datagram(key, node_idx, net_idx, module, epoch, seq, state="ALONE", readiness="Ready",
+                uptodate=True, flags=1, gen_seq=1, gen_id=1, handover_seq=0, config_hash=b""):
+    """One heartbeat datagram as daemon/hb.c encodes it (160 bytes: a 128-byte body,
+    big-endian, then HMAC-SHA256 of the body under key). For tests that play a peer."""
+    import hashlib
+    import hmac
+    mod = module.encode()[:32].ljust(32, b"\0")
+    body = (b"HMHB" + struct.pack(">BBB", 1, node_idx, net_idx) + mod
+            + struct.pack(">QQ", epoch, seq)
+            + struct.pack(">BBBB", STATE_NUM[state], READY_NUM[readiness], int(uptodate), flags)
+            + struct.pack(">QQQ", gen_seq, gen_id, handover_seq)
+            + config_hash[:16].ljust(16, b"\0"))
+    body = body.ljust(128, b"\0")
+    return body + hmac.new(key, body, hashlib.sha256).digest()
+
+
 def run(cmd, check=True, timeout=30, input=None):
     """Run a host command, return CompletedProcess (text). check=True raises on failure."""
     try:

@@ -1,0 +1,1313 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cluster.c - the state machine's executor (see cluster.h and fsm.h).
+ *
+ * One transition at a time. An event selects a row of fsm_table; the module
+ * shows the row's next state as Transient while its actions run in order
+ * (some complete at once, scripts, VIP, witness, drain and handover later);
+ * then it takes the row's readiness. A failed action skips the rest and feeds
+ * FSM_EV_FAILED (or FSM_EV_VIP_BUSY). Events arriving during a transition are
+ * queued (peer updates coalesced) and run afterwards, except forcestop, which
+ * kills the running script and goes first.
+ *
+ * Heartbeats carry this node's state, readiness, uptodate, generation and
+ * flags; they are refreshed on every change (hb_set_local sends at once).
+ * The persistent metadata is updated under meta_mu: the primary's engine may
+ * start a new generation from a FUSE thread (cluster__diverged).
+ *
+ * Does not: decide anything itself (fsm.c does), touch data (mirror.c).
+ */
+#include "cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "hb.h"
+#include "log.h"
+#include "meta.h"
+#include "mirror.h"
+#include "mrd.h"
+#include "peer.h"
+#include "script.h"
+#include "util.h"
+#include "vip.h"
+#include "witness.h"
+
+#define CLUSTER_HBF_LASTPRIM   0x20u /* heartbeat flag: this node was primary last */
+#define CLUSTER_QUEUE_MAX      32
+#define CLUSTER_POLL_MS        10u
+#define CLUSTER_CHECK_MS       500u
+#define CLUSTER_DRAIN_MS       30000u
+#define CLUSTER_HANDOVER_MS    30000u
+#define CLUSTER_WAIT_LINK_MS   5000u
+#define CLUSTER_WITNESS_MS     1000u
+
+struct script_step {
+	const char *name;
+	bool force;
+	bool must_succeed;
+	unsigned timeout_ms;
+};
+
+struct cluster {
+	struct mrd *m; /* borrowed: owner */
+	pthread_mutex_t meta_mu;
+	struct meta meta; /* under meta_mu */
+	char meta_path[4096];
+	char scripts_dir[4096];
+	struct hb *hb;
+	struct vip *vip;
+	struct script_runner *scripts;
+
+	/* what the heartbeats say about the peer */
+	bool peer_heard;
+	struct hb_info peer;
+	bool peer_handover_seen; /* edge detection of HB_F_HANDOVER */
+	bool *net_up;
+	size_t n_nets;
+	bool intf_ok;
+	bool rejoin_blocked; /* applying failed: no automatic rejoin */
+
+	/* the running transition */
+	const struct fsm_row *row;
+	enum fsm_event row_event;
+	enum mrd_state from_state;
+	size_t act_idx;
+	bool running;
+	struct script_step steps[4];
+	size_t n_steps, step_idx;
+	uint64_t poll_deadline_ms;
+	enum fsm_action polling; /* FSM_A_DRAIN, _HANDOVER, _WAIT_LINK or NONE */
+	bool handover;           /* HB_F_HANDOVER set */
+	uint64_t handover_seq;
+
+	enum fsm_event queue[CLUSTER_QUEUE_MAX];
+	size_t qn;
+
+	/* last transition, for status */
+	char last_from[48], last_to[48], last_event[24], last_reason[256];
+	uint64_t last_time_ms; /* realtime */
+	char witness_detail[256];
+	bool witness_reached;
+	bool witness_checked;
+	bool witness_pending; /* a check runs on the thread pool (not cancellable) */
+
+	uv_timer_t start_timer;
+	uv_timer_t poll_timer;
+	uv_timer_t check_timer;
+	int pending_closes;
+	bool stopping;
+};
+
+static void run_event(struct cluster *c, enum fsm_event ev);
+static void step(struct cluster *c);
+
+static struct cluster *
+cl(struct mrd *m)
+{
+	return m->cluster;
+}
+
+static uint64_t
+realtime_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static bool
+is_primary(enum mrd_state s)
+{
+	return s == MRD_PRIM || s == MRD_ALONE;
+}
+
+/* ---- metadata and heartbeat info ------------------------------------------------- */
+
+/* Save the metadata; meta_mu held. A failure is logged: the node goes on,
+ * but the next start may have to ask the admin. */
+static void
+meta_persist(struct cluster *c)
+{
+	char err[512];
+
+	if (meta_save(c->meta_path, &c->meta, err, sizeof(err)) < 0)
+		log_err("meta: cannot save the module metadata err=\"%s\"", err);
+}
+
+static void
+publish(struct cluster *c)
+{
+	struct mrd *m = c->m;
+	struct hb_info info = { 0 };
+	bool failover;
+
+	if (c->hb == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	info.gen_seq = c->meta.gen.seq;
+	info.gen_id = c->meta.gen.id;
+	failover = c->meta.failover >= 0 ? c->meta.failover == 1 : m->conf->service.failover;
+	if (c->meta.last_role == META_ROLE_PRIMARY)
+		info.flags |= CLUSTER_HBF_LASTPRIM;
+	pthread_mutex_unlock(&c->meta_mu);
+	info.state = (uint8_t)m->state;
+	info.readiness = (uint8_t)m->readiness;
+	info.uptodate = m->uptodate;
+	if (failover)
+		info.flags |= HB_F_FAILOVER;
+	if (c->handover) {
+		info.flags |= HB_F_HANDOVER;
+		info.handover_seq = c->handover_seq;
+	}
+	if (c->peer_heard) {
+		struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
+
+		pthread_mutex_lock(&c->meta_mu);
+		if (meta_gen_cmp(&c->meta, &pg) == META_DIVERGED)
+			info.flags |= HB_F_SPLITBRAIN;
+		pthread_mutex_unlock(&c->meta_mu);
+	}
+	memcpy(info.config_hash, m->conf->hash, sizeof(info.config_hash));
+	hb_set_local(c->hb, &info);
+}
+
+void
+cluster__diverged(struct mrd *m)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	meta_new_generation(&c->meta);
+	c->meta.uptodate = true;
+	meta_persist(c);
+	log_notice("meta: new data generation gen=%" PRIu64 ":%016" PRIx64
+	           " reason=\"first change without the peer\"",
+	           c->meta.gen.seq, c->meta.gen.id);
+	pthread_mutex_unlock(&c->meta_mu);
+	publish(c);
+}
+
+static bool
+failover_on(struct cluster *c)
+{
+	bool on;
+
+	pthread_mutex_lock(&c->meta_mu);
+	on = c->meta.failover >= 0 ? c->meta.failover == 1 : c->m->conf->service.failover;
+	pthread_mutex_unlock(&c->meta_mu);
+	return on;
+}
+
+static void
+fill_view(struct cluster *c, struct fsm_view *v)
+{
+	struct mrd *m = c->m;
+	const struct conf_service *svc = &m->conf->service;
+	struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
+	bool me_last, peer_last;
+
+	*v = (struct fsm_view){ 0 };
+	pthread_mutex_lock(&c->meta_mu);
+	v->uptodate = c->meta.uptodate;
+	v->has_history = c->meta.gen.seq > 0;
+	v->knows_newest = c->meta.alone_at_stop && c->meta.uptodate;
+	v->gen_cmp = c->peer_heard ? (int)meta_gen_cmp(&c->meta, &pg) : META_EQUAL;
+	me_last = c->meta.last_role == META_ROLE_PRIMARY;
+	pthread_mutex_unlock(&c->meta_mu);
+	v->failover = failover_on(c);
+	v->intf_ok = c->intf_ok;
+	v->rejoin_blocked = c->rejoin_blocked;
+	v->has_witness = m->conf->splitbrain.present && m->conf->splitbrain.n_witnesses > 0;
+	v->peer_heard = c->peer_heard;
+	if (c->peer_heard) {
+		v->peer_state = (enum mrd_state)c->peer.state;
+		v->peer_readiness = (enum mrd_readiness)c->peer.readiness;
+		v->peer_uptodate = c->peer.uptodate;
+		v->peer_splitbrain = (c->peer.flags & HB_F_SPLITBRAIN) != 0;
+	}
+	/* equal data: defaultprim=<node>, then the last primary, then node order;
+	 * both sides compute the same answer from the same two inputs */
+	peer_last = (c->peer.flags & CLUSTER_HBF_LASTPRIM) != 0;
+	if (svc->defaultprim == CONF_DEFAULTPRIM_SERVER)
+		v->prefer_me = strcmp(svc->defaultprim_server, m->node->name) == 0;
+	else if (me_last != peer_last)
+		v->prefer_me = me_last;
+	else
+		v->prefer_me = m->self_idx == 0;
+	if (c->peer_heard && (c->peer.flags & HB_F_HANDOVER) != 0) {
+		struct mirror_seqs sq;
+
+		mirror_seqs(m, &sq);
+		v->handover_ok = mirror_current_role(m) == MIRROR_SECONDARY && !sq.failed &&
+		                 sq.last_seq == c->peer.handover_seq &&
+		                 sq.applied_seq == c->peer.handover_seq;
+		if (!v->handover_ok)
+			log_warn("fsm: handover refused peer_seq=%" PRIu64 " received_seq=%" PRIu64
+			         " applied_seq=%" PRIu64,
+			         c->peer.handover_seq, sq.last_seq, sq.applied_seq);
+	}
+}
+
+/* ---- states ------------------------------------------------------------------------ */
+
+static void
+set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const char *message)
+{
+	struct mrd *m = c->m;
+	bool changed = m->state != st || m->readiness != rd;
+
+	m->state = st;
+	m->readiness = rd;
+	if (message != NULL)
+		(void)snprintf(m->message, sizeof(m->message), "%s", message);
+	pthread_mutex_lock(&c->meta_mu);
+	if (rd == MRD_READY && (is_primary(st) || st == MRD_SECOND)) {
+		bool save = !c->meta.uptodate || c->meta.alone_at_stop || c->meta.clean_stop ||
+		            c->meta.last_role != (is_primary(st) ? META_ROLE_PRIMARY
+		                                                 : META_ROLE_SECOND);
+
+		c->meta.uptodate = true;
+		c->meta.alone_at_stop = false;
+		c->meta.clean_stop = false;
+		c->meta.last_role = is_primary(st) ? META_ROLE_PRIMARY : META_ROLE_SECOND;
+		if (save)
+			meta_persist(c);
+	}
+	m->uptodate = c->meta.uptodate && (is_primary(st) || (st == MRD_SECOND && rd == MRD_READY));
+	pthread_mutex_unlock(&c->meta_mu);
+	if (changed)
+		publish(c);
+}
+
+/* ---- the event queue ----------------------------------------------------------------- */
+
+static void
+enqueue(struct cluster *c, enum fsm_event ev)
+{
+	size_t i;
+
+	if (ev == FSM_EV_PEER)
+		for (i = 0; i < c->qn; i++)
+			if (c->queue[i] == FSM_EV_PEER)
+				return;
+	if (c->qn == CLUSTER_QUEUE_MAX) {
+		log_warn("fsm: event queue full, dropping event=%s", fsm_event_name(ev));
+		return;
+	}
+	c->queue[c->qn++] = ev;
+}
+
+static void
+drain_queue(struct cluster *c)
+{
+	while (!c->running && c->qn > 0 && !c->stopping) {
+		enum fsm_event ev = c->queue[0];
+
+		memmove(&c->queue[0], &c->queue[1], (c->qn - 1) * sizeof(c->queue[0]));
+		c->qn--;
+		run_event(c, ev);
+	}
+}
+
+static void
+finish(struct cluster *c)
+{
+	const struct fsm_row *row = c->row;
+
+	c->running = false;
+	c->row = NULL;
+	set_state(c, row->next, row->next_ready, NULL);
+	log_notice("fsm: %s (%s) event=%s done", mrd_state_name(row->next),
+	           mrd_readiness_name(row->next_ready), fsm_event_name(c->row_event));
+	if (row->next == MRD_WAIT && c->peer_heard)
+		enqueue(c, FSM_EV_PEER);
+	drain_queue(c);
+}
+
+static void
+action_done(struct cluster *c, int result, enum fsm_event fail_ev)
+{
+	if (c->stopping || !c->running)
+		return;
+	if (result < 0) {
+		const struct fsm_row *row = c->row;
+
+		log_warn("fsm: action=%s failed in %s: %s", fsm_action_name(row->actions[c->act_idx]),
+		         mrd_state_name(row->next), fsm_event_name(fail_ev));
+		c->running = false;
+		c->row = NULL;
+		c->polling = FSM_A_NONE;
+		c->handover = false;
+		set_state(c, row->next, MRD_TRANSIENT, NULL);
+		/* the failure goes before whatever was queued */
+		if (c->qn < CLUSTER_QUEUE_MAX) {
+			memmove(&c->queue[1], &c->queue[0], c->qn * sizeof(c->queue[0]));
+			c->queue[0] = fail_ev;
+			c->qn++;
+		}
+		drain_queue(c);
+		return;
+	}
+	c->act_idx++;
+	step(c);
+}
+
+/* ---- scripts --------------------------------------------------------------------- */
+
+static void run_next_script(struct cluster *c);
+
+static void
+script_done(void *ctx, enum script_result res, int status, const char *detail)
+{
+	struct cluster *c = ctx;
+	const struct script_step *s = &c->steps[c->step_idx];
+
+	(void)status;
+	if (res != SCRIPT_OK && s->must_succeed) {
+		log_err("fsm: script %s failed detail=\"%s\"", s->name, detail);
+		(void)snprintf(c->m->message, sizeof(c->m->message), "script %s failed: %s",
+		               s->name, detail);
+		action_done(c, -EIO, FSM_EV_FAILED);
+		return;
+	}
+	c->step_idx++;
+	run_next_script(c);
+}
+
+static void
+run_next_script(struct cluster *c)
+{
+	const struct script_step *s;
+	const char *args[5];
+	const char *role;
+	size_t n = 0;
+	int r;
+
+	if (c->step_idx >= c->n_steps) {
+		action_done(c, 0, FSM_EV__COUNT);
+		return;
+	}
+	s = &c->steps[c->step_idx];
+	if (s->force)
+		args[n++] = "force";
+	args[n++] = mrd_state_name(c->from_state);
+	args[n++] = mrd_state_name(c->row->next);
+	args[n++] = c->row_event == FSM_EV_STOPSTART || c->row_event == FSM_EV_VIP_LOST
+	                    ? "stopstart"
+	            : c->row->next == MRD_STOP                                         ? "stop"
+	            : c->row->next == MRD_WAIT && c->row->next_ready == MRD_NOTREADY ? "stopwait"
+	                                                                             : "start";
+	args[n] = NULL;
+	role = is_primary(c->row->next) ? "primary" : c->row->next == MRD_SECOND ? "secondary" : "none";
+	r = script_run(c->scripts, s->name, args, role, s->timeout_ms, script_done, c);
+	if (r < 0) {
+		log_err("fsm: cannot run script %s err=\"%s\"", s->name, mr_strerror(r));
+		if (s->must_succeed) {
+			action_done(c, r, FSM_EV_FAILED);
+			return;
+		}
+		c->step_idx++;
+		run_next_script(c);
+	}
+}
+
+static void
+run_scripts(struct cluster *c, const struct script_step *steps, size_t n)
+{
+	if (c->scripts == NULL) { /* no <user>: no scripts */
+		action_done(c, 0, FSM_EV__COUNT);
+		return;
+	}
+	memcpy(c->steps, steps, n * sizeof(*steps));
+	c->n_steps = n;
+	c->step_idx = 0;
+	run_next_script(c);
+}
+
+/* ---- asynchronous actions ------------------------------------------------------------- */
+
+static void
+vip_done(void *ctx, int result, const char *why)
+{
+	struct cluster *c = ctx;
+
+	if (result == -EADDRINUSE) {
+		log_warn("fsm: not taking the virtual IP reason=\"%s\"", why);
+		(void)snprintf(c->m->message, sizeof(c->m->message),
+		               "another host answers for the virtual IP: %s", why);
+		action_done(c, result, FSM_EV_VIP_BUSY);
+		return;
+	}
+	if (result < 0 && c->row != NULL && c->row->actions[c->act_idx] == FSM_A_VIP_TAKE) {
+		log_err("fsm: cannot take the virtual IP err=\"%s\" reason=\"%s\"",
+		        mr_strerror(result), why);
+		action_done(c, result, FSM_EV_FAILED);
+		return;
+	}
+	if (result < 0)
+		log_warn("fsm: releasing the virtual IP failed err=\"%s\" reason=\"%s\"",
+		         mr_strerror(result), why);
+	action_done(c, 0, FSM_EV__COUNT);
+}
+
+static void
+witness_done(void *ctx, bool reached, const char *detail)
+{
+	struct cluster *c = ctx;
+
+	if (c->stopping) { /* cluster_stop kept c alive for this callback */
+		if (--c->pending_closes == 0) {
+			pthread_mutex_destroy(&c->meta_mu);
+			free(c->net_up);
+			free(c);
+		}
+		return;
+	}
+	c->witness_pending = false;
+	c->witness_checked = true;
+	c->witness_reached = reached;
+	(void)snprintf(c->witness_detail, sizeof(c->witness_detail), "%s", detail);
+	log_notice("fsm: split-brain witness %s detail=\"%s\"", reached ? "reached" : "unreachable",
+	           detail);
+	enqueue(c, reached ? FSM_EV_WITNESS_OK : FSM_EV_WITNESS_FAIL);
+	action_done(c, 0, FSM_EV__COUNT);
+}
+
+static void
+poll_cb(uv_timer_t *t)
+{
+	struct cluster *c = t->data;
+	struct mrd *m = c->m;
+	struct mirror_seqs sq;
+	bool done = false;
+
+	if (c->polling == FSM_A_NONE || !c->running)
+		return;
+	switch (c->polling) {
+	case FSM_A_DRAIN:
+		mirror_seqs(m, &sq);
+		done = sq.inflight_ops == 0;
+		if (done) {
+			c->handover_seq = sq.last_seq;
+			log_notice("fsm: replication drained seq=%" PRIu64 "%s", sq.last_seq,
+			           sq.diverged ? " (some ops completed without the peer)" : "");
+			if (sq.diverged) { /* the peer missed something: no handover */
+				c->polling = FSM_A_NONE;
+				(void)uv_timer_stop(&c->poll_timer);
+				action_done(c, -EPIPE, FSM_EV_FAILED);
+				return;
+			}
+		}
+		break;
+	case FSM_A_HANDOVER:
+		done = c->peer_heard && is_primary((enum mrd_state)c->peer.state);
+		break;
+	case FSM_A_WAIT_LINK:
+		done = mirror_link_up(m) || !c->peer_heard ||
+		       (enum mrd_state)c->peer.state != MRD_SECOND;
+		break;
+	default:
+		break;
+	}
+	if (!done && mr_now_ms() < c->poll_deadline_ms)
+		return;
+	c->polling = FSM_A_NONE;
+	(void)uv_timer_stop(&c->poll_timer);
+	if (!done && c->row->actions[c->act_idx] != FSM_A_WAIT_LINK) {
+		log_err("fsm: action=%s timed out", fsm_action_name(c->row->actions[c->act_idx]));
+		c->handover = false;
+		action_done(c, -ETIMEDOUT, FSM_EV_FAILED);
+		return;
+	}
+	if (c->row->actions[c->act_idx] == FSM_A_HANDOVER) {
+		c->handover = false;
+		publish(c);
+	}
+	action_done(c, 0, FSM_EV__COUNT);
+}
+
+static void
+start_poll(struct cluster *c, enum fsm_action a, unsigned limit_ms)
+{
+	c->polling = a;
+	c->poll_deadline_ms = mr_now_ms() + limit_ms;
+	(void)uv_timer_start(&c->poll_timer, poll_cb, 0, CLUSTER_POLL_MS);
+}
+
+static void
+start_timer_cb(uv_timer_t *t)
+{
+	struct cluster *c = t->data;
+
+	if (!c->peer_heard && c->m->state == MRD_WAIT)
+		run_event(c, FSM_EV_START_TIMEOUT);
+}
+
+/* ---- the actions ------------------------------------------------------------------- */
+
+static uint64_t
+seq_to_keep(struct cluster *c)
+{
+	struct mirror_seqs sq;
+
+	mirror_seqs(c->m, &sq);
+	return sq.last_seq;
+}
+
+static int
+do_mount(struct cluster *c, enum mirror_role role)
+{
+	struct mrd *m = c->m;
+	uint64_t seq;
+	int r;
+
+	if (!m->conf->rfs.present)
+		return 0;
+	if (mirror_current_role(m) == role)
+		return 0;
+	if (mirror_current_role(m) != MIRROR_NONE)
+		mirror_stop(m);
+	pthread_mutex_lock(&c->meta_mu);
+	seq = c->meta.last_seq;
+	pthread_mutex_unlock(&c->meta_mu);
+	r = mirror_start(m, role, seq);
+	/* the link pairs again with the new role in the HELLO */
+	if (m->peer != NULL && peer_is_up(m->peer))
+		peer_drop(m->peer, "role change");
+	return r;
+}
+
+static void
+do_unmount(struct cluster *c)
+{
+	struct mrd *m = c->m;
+
+	if (mirror_current_role(m) == MIRROR_NONE)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	c->meta.last_seq = seq_to_keep(c);
+	meta_persist(c);
+	pthread_mutex_unlock(&c->meta_mu);
+	mirror_stop(m);
+	if (m->peer != NULL && peer_is_up(m->peer))
+		peer_drop(m->peer, "role change");
+}
+
+static void
+step(struct cluster *c)
+{
+	struct mrd *m = c->m;
+	const struct conf_user *u = &m->conf->user;
+	enum fsm_action a;
+	int r;
+
+	if (c->stopping)
+		return;
+	a = c->row->actions[c->act_idx];
+	if (c->act_idx >= FSM_MAX_ACTIONS || a == FSM_A_NONE) {
+		finish(c);
+		return;
+	}
+	log_info("fsm: action=%s state=%s", fsm_action_name(a), mrd_state_name(c->row->next));
+	switch (a) {
+	case FSM_A_PRESTART: {
+		const struct script_step s[] = { { "prestart", false, false, u->starttimeout_ms } };
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_POSTSTOP: {
+		const struct script_step s[] = {
+			{ "stop_both", false, false, u->nicestoptimeout_ms },
+			{ "stop_both", true, false, u->forcestoptimeout_ms },
+			{ "poststop", false, false, u->nicestoptimeout_ms },
+		};
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_TRANSITION: {
+		const struct script_step s[] = { { "transition", false, false, u->starttimeout_ms } };
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_START_PRIM: {
+		const struct script_step s[] = {
+			{ "start_both", false, true, u->starttimeout_ms },
+			{ "start_prim", false, true, u->starttimeout_ms },
+		};
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_STOP_PRIM: {
+		const struct script_step s[] = {
+			{ "stop_prim", false, false, u->nicestoptimeout_ms },
+			{ "stop_prim", true, false, u->forcestoptimeout_ms },
+		};
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_START_SECOND: {
+		const struct script_step s[] = {
+			{ "start_both", false, true, u->starttimeout_ms },
+			{ "start_second", false, true, u->starttimeout_ms },
+		};
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_STOP_SECOND: {
+		const struct script_step s[] = {
+			{ "stop_second", false, false, u->nicestoptimeout_ms },
+			{ "stop_second", true, false, u->forcestoptimeout_ms },
+		};
+
+		run_scripts(c, s, ARRAY_SIZE(s));
+		return;
+	}
+	case FSM_A_ARM_START: {
+		uint64_t ms = 2ull * m->conf->heart.timeout_ms + m->conf->heart.pulse_ms;
+
+		for (size_t i = 0; i < m->conf->heart.n_hbs; i++)
+			if (2ull * m->conf->heart.hbs[i].timeout_ms > ms)
+				ms = 2ull * m->conf->heart.hbs[i].timeout_ms;
+		(void)uv_timer_start(&c->start_timer, start_timer_cb, ms, 0);
+		break;
+	}
+	case FSM_A_NEW_GEN: {
+		struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
+
+		pthread_mutex_lock(&c->meta_mu);
+		/* equal data with a heard peer: keep the generation, so the peer
+		 * can mirror again without a resync */
+		if (!(c->peer_heard && c->meta.gen.seq > 0 &&
+		      meta_gen_cmp(&c->meta, &pg) == META_EQUAL)) {
+			meta_new_generation(&c->meta);
+			log_notice("meta: new data generation gen=%" PRIu64 ":%016" PRIx64
+			           " reason=\"made primary by the admin\"",
+			           c->meta.gen.seq, c->meta.gen.id);
+		}
+		c->meta.uptodate = true;
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+		publish(c);
+		break;
+	}
+	case FSM_A_MOUNT_PRIM:
+	case FSM_A_MOUNT_SECOND:
+		r = do_mount(c, a == FSM_A_MOUNT_PRIM ? MIRROR_PRIMARY : MIRROR_SECONDARY);
+		if (r < 0) {
+			(void)snprintf(m->message, sizeof(m->message), "cannot mount: %s",
+			               mr_strerror(r));
+			action_done(c, r, FSM_EV_FAILED);
+			return;
+		}
+		break;
+	case FSM_A_UNMOUNT:
+		do_unmount(c);
+		break;
+	case FSM_A_DROP_LINK:
+		if (m->peer != NULL && peer_is_up(m->peer))
+			peer_drop(m->peer, "peer lost: no heartbeat");
+		break;
+	case FSM_A_WITNESS:
+		r = witness_check(m->loop, &m->conf->splitbrain, CLUSTER_WITNESS_MS, witness_done, c);
+		if (r == 0)
+			c->witness_pending = true;
+		if (r < 0) {
+			c->witness_checked = true;
+			c->witness_reached = false;
+			(void)snprintf(c->witness_detail, sizeof(c->witness_detail),
+			               "cannot check: %s", mr_strerror(r));
+			enqueue(c, FSM_EV_WITNESS_FAIL);
+			break;
+		}
+		return;
+	case FSM_A_VIP_TAKE:
+		vip_take(c->vip, vip_done, c);
+		return;
+	case FSM_A_VIP_RELEASE:
+		vip_release(c->vip, vip_done, c);
+		return;
+	case FSM_A_DRAIN:
+		if (mirror_current_role(m) != MIRROR_PRIMARY)
+			break;
+		start_poll(c, FSM_A_DRAIN, CLUSTER_DRAIN_MS);
+		return;
+	case FSM_A_HANDOVER:
+		if (mirror_current_role(m) == MIRROR_PRIMARY)
+			c->handover_seq = seq_to_keep(c);
+		else {
+			pthread_mutex_lock(&c->meta_mu);
+			c->handover_seq = c->meta.last_seq;
+			pthread_mutex_unlock(&c->meta_mu);
+		}
+		c->handover = true;
+		log_notice("fsm: handing over to the peer seq=%" PRIu64, c->handover_seq);
+		publish(c);
+		start_poll(c, FSM_A_HANDOVER, CLUSTER_HANDOVER_MS);
+		return;
+	case FSM_A_WAIT_LINK:
+		start_poll(c, FSM_A_WAIT_LINK, CLUSTER_WAIT_LINK_MS);
+		return;
+	case FSM_A_MARK_STALE:
+		pthread_mutex_lock(&c->meta_mu);
+		c->meta.uptodate = false;
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+		m->uptodate = false;
+		break;
+	case FSM_A_NONE:
+	case FSM_A__COUNT:
+		break;
+	}
+	c->act_idx++;
+	step(c);
+}
+
+/* ---- events ---------------------------------------------------------------------- */
+
+static void
+record_last(struct cluster *c, enum mrd_state from, enum mrd_readiness from_rd,
+            const struct fsm_row *row, enum fsm_event ev)
+{
+	(void)snprintf(c->last_from, sizeof(c->last_from), "%s (%s)", mrd_state_name(from),
+	               mrd_readiness_name(from_rd));
+	(void)snprintf(c->last_to, sizeof(c->last_to), "%s (%s)", mrd_state_name(row->next),
+	               mrd_readiness_name(row->next_ready));
+	(void)snprintf(c->last_event, sizeof(c->last_event), "%s", fsm_event_name(ev));
+	(void)snprintf(c->last_reason, sizeof(c->last_reason), "%s", row->message);
+	c->last_time_ms = realtime_ms();
+}
+
+static void
+run_event(struct cluster *c, enum fsm_event ev)
+{
+	struct mrd *m = c->m;
+	const struct fsm_row *row;
+	struct fsm_view v;
+	enum mrd_state from = m->state;
+	enum mrd_readiness from_rd = m->readiness;
+
+	if (c->stopping)
+		return;
+	if (c->running) {
+		enqueue(c, ev);
+		return;
+	}
+	fill_view(c, &v);
+	row = fsm_lookup(m->state, m->readiness, ev, &v);
+	if (row == NULL) {
+		log_debug("fsm: event=%s ignored in %s (%s)", fsm_event_name(ev),
+		          mrd_state_name(m->state), mrd_readiness_name(m->readiness));
+		return;
+	}
+	if (row->actions[0] == FSM_A_NONE && row->next == from && row->next_ready == from_rd) {
+		(void)snprintf(m->message, sizeof(m->message), "%s", row->message);
+		return;
+	}
+	if (ev == FSM_EV_PEER && row->next == MRD_WAIT && row->actions[0] == FSM_A_NONE) {
+		const char *why = "";
+
+		(void)fsm_elect(&v, &why);
+		log_notice("fsm: election result=%s reason=\"%s\"",
+		           row->next_ready == MRD_NOTREADY ? "admin" : "peer", why);
+	}
+	log_notice("fsm: %s (%s) -> %s (%s) event=%s reason=\"%s\"", mrd_state_name(from),
+	           mrd_readiness_name(from_rd), mrd_state_name(row->next),
+	           mrd_readiness_name(row->next_ready), fsm_event_name(ev), row->message);
+	record_last(c, from, from_rd, row, ev);
+	if (ev != FSM_EV_START_TIMEOUT)
+		(void)uv_timer_stop(&c->start_timer);
+	c->row = row;
+	c->row_event = ev;
+	c->from_state = from;
+	c->act_idx = 0;
+	c->running = true;
+	set_state(c, row->next, row->actions[0] == FSM_A_NONE ? row->next_ready : MRD_TRANSIENT,
+	          row->message);
+	step(c);
+}
+
+/* ---- heartbeat callbacks ----------------------------------------------------------- */
+
+static void
+hb_on_peer(void *ctx, const struct hb_info *peer)
+{
+	struct cluster *c = ctx;
+	struct mrd *m = c->m;
+	bool first = !c->peer_heard;
+	bool handover = (peer->flags & HB_F_HANDOVER) != 0;
+	struct meta_gen pg = { peer->gen_seq, peer->gen_id };
+
+	if (memcmp(peer->config_hash, m->conf->hash, sizeof(peer->config_hash)) != 0) {
+		log_ratelimited(LOG_LVL_ERR, 10000,
+		                "fsm: the peer's userconfig.xml differs from this node's (config "
+		                "hash); ignoring its heartbeats until both are the same");
+		return;
+	}
+	if (first || peer->state != c->peer.state || peer->readiness != c->peer.readiness)
+		log_notice("fsm: peer state=%s (%s) uptodate=%s gen=%" PRIu64 "%s",
+		           mrd_state_name((enum mrd_state)peer->state),
+		           mrd_readiness_name((enum mrd_readiness)peer->readiness),
+		           peer->uptodate ? "yes" : "no", peer->gen_seq,
+		           handover ? " handover" : "");
+	c->peer = *peer;
+	c->peer_heard = true;
+	/* the peer wrote without us: our copy is no longer the latest */
+	pthread_mutex_lock(&c->meta_mu);
+	if (c->meta.uptodate && !is_primary(m->state) && meta_gen_cmp(&c->meta, &pg) == META_BEHIND) {
+		c->meta.uptodate = false;
+		meta_persist(c);
+		m->uptodate = false;
+		log_notice("meta: not up to date any more reason=\"the peer has a newer generation "
+		           "gen=%" PRIu64 "\"",
+		           peer->gen_seq);
+	}
+	pthread_mutex_unlock(&c->meta_mu);
+	if (first)
+		publish(c); /* our split-brain flag may depend on the peer */
+	if (handover && !c->peer_handover_seen) {
+		c->peer_handover_seen = true;
+		run_event(c, FSM_EV_HANDOVER);
+		return;
+	}
+	if (!handover)
+		c->peer_handover_seen = false;
+	run_event(c, FSM_EV_PEER);
+}
+
+static void
+hb_on_net(void *ctx, size_t net_idx, bool up)
+{
+	struct cluster *c = ctx;
+
+	if (net_idx < c->n_nets)
+		c->net_up[net_idx] = up;
+	log_notice("hb: network %s net=%s", up ? "up" : "down",
+	           c->m->conf->heart.hbs[net_idx].name);
+	if (up && c->vip != NULL && vip_held(c->vip))
+		vip_announce(c->vip); /* the link healed: tell the switches again */
+}
+
+static void
+hb_on_lost(void *ctx)
+{
+	struct cluster *c = ctx;
+
+	if (!c->peer_heard)
+		return; /* never heard since start: the start timer decides */
+	log_notice("fsm: peer lost: no heartbeat on any network");
+	c->peer_heard = false;
+	c->peer_handover_seen = false;
+	run_event(c, FSM_EV_PEER_LOST);
+}
+
+/* ---- checkers: interface and VIP ------------------------------------------------------ */
+
+static void
+check_cb(uv_timer_t *t)
+{
+	struct cluster *c = t->data;
+	char why[256] = "";
+	int r;
+
+	if (c->vip == NULL || c->stopping)
+		return;
+	r = vip_check(c->vip, why, sizeof(why));
+	if (r == -ENETDOWN) {
+		if (c->intf_ok) {
+			c->intf_ok = false;
+			log_warn("fsm: interface checker: down reason=\"%s\"", why);
+			run_event(c, FSM_EV_INTF_DOWN);
+		}
+		return;
+	}
+	if (!c->intf_ok) {
+		c->intf_ok = true;
+		log_notice("fsm: interface checker: up again");
+		run_event(c, FSM_EV_INTF_UP);
+	}
+	if (r == -EADDRNOTAVAIL && !c->running && is_primary(c->m->state) &&
+	    c->m->readiness == MRD_READY) {
+		log_warn("fsm: ip checker: the virtual IP vanished reason=\"%s\"", why);
+		run_event(c, FSM_EV_VIP_LOST);
+	}
+}
+
+/* ---- public ------------------------------------------------------------------------- */
+
+void
+cluster_link(struct mrd *m, bool up)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	if (up && c->vip != NULL && vip_held(c->vip))
+		vip_announce(c->vip);
+	run_event(c, up ? FSM_EV_LINK_UP : FSM_EV_LINK_DOWN);
+}
+
+void
+cluster_apply_failed(struct mrd *m, const char *why)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	c->meta.uptodate = false;
+	meta_persist(c);
+	pthread_mutex_unlock(&c->meta_mu);
+	c->rejoin_blocked = true;
+	(void)snprintf(m->message, sizeof(m->message),
+	               "secondary diverged (%s): a resync from the primary is needed", why);
+	run_event(c, FSM_EV_FAILED);
+}
+
+int
+cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
+{
+	struct cluster *c = cl(m);
+	const struct fsm_row *row;
+	struct fsm_view v;
+
+	if (c == NULL) {
+		(void)snprintf(msg, msg_len, "the module is not running");
+		return -ENOTCONN;
+	}
+	if (c->running && ev == FSM_EV_FORCESTOP) {
+		/* forcestop does not wait: abandon the transition */
+		log_warn("fsm: forcestop abandons the running transition event=%s",
+		         fsm_event_name(c->row_event));
+		script_runner_free(c->scripts);
+		c->scripts = NULL;
+		c->running = false;
+		c->row = NULL;
+		c->polling = FSM_A_NONE;
+		c->handover = false;
+		(void)uv_timer_stop(&c->poll_timer);
+	}
+	if (c->running) {
+		(void)snprintf(msg, msg_len, "busy: a transition to %s is running (event %s); try again",
+		               mrd_state_name(c->row->next), fsm_event_name(c->row_event));
+		return -EBUSY;
+	}
+	if (ev == FSM_EV_FORCESTOP) {
+		static const struct fsm_row forcestop = {
+			MRD_STOP, FSM_R_ANY, FSM_EV_FORCESTOP, FSM_G_ANY,
+			{ FSM_A_VIP_RELEASE, FSM_A_STOP_PRIM, FSM_A_STOP_SECOND, FSM_A_UNMOUNT,
+			  FSM_A_NONE },
+			MRD_STOP, MRD_NOTREADY, "stopped by `mirrorctl forcestop`"
+		};
+
+		if (m->state == MRD_STOP) {
+			(void)snprintf(msg, msg_len, "the module is already stopped");
+			return -EPERM;
+		}
+		if (c->scripts == NULL && m->conf->user.present) {
+			const struct script_env env = { .dir = c->scripts_dir,
+				                        .log_dir = m->node->log_dir,
+				                        .module = m->module,
+				                        .node = m->node->name,
+				                        .peer = m->conf->nodes[m->peer_idx],
+				                        .user = &m->conf->user };
+
+			c->scripts = script_runner_new(m->loop, &env);
+		}
+		log_notice("fsm: %s (%s) -> STOP (NotReady) event=forcestop", mrd_state_name(m->state),
+		           mrd_readiness_name(m->readiness));
+		record_last(c, m->state, m->readiness, &forcestop, ev);
+		c->row = &forcestop;
+		c->row_event = ev;
+		c->from_state = m->state;
+		c->act_idx = 0;
+		c->running = true;
+		set_state(c, MRD_STOP, MRD_TRANSIENT, forcestop.message);
+		step(c);
+		(void)snprintf(msg, msg_len, "%s", forcestop.message);
+		return 0;
+	}
+	fill_view(c, &v);
+	row = fsm_lookup(m->state, m->readiness, ev, &v);
+	if (row == NULL) {
+		(void)snprintf(msg, msg_len, "refused in %s (%s): %s", mrd_state_name(m->state),
+		               mrd_readiness_name(m->readiness), fsm_refusal(m->state, ev, &v));
+		log_notice("fsm: command=%s refused reason=\"%s\"", fsm_event_name(ev), msg);
+		return -EPERM;
+	}
+	if (ev == FSM_EV_PRIM_FORCE)
+		log_warn("fsm: prim --force: this node's data becomes the reference whatever the "
+		         "peer holds");
+	log_notice("fsm: command=%s accepted", fsm_event_name(ev));
+	if (ev == FSM_EV_SECOND || ev == FSM_EV_PRIM || ev == FSM_EV_PRIM_FORCE)
+		c->rejoin_blocked = false;
+	if (ev == FSM_EV_START) {
+		pthread_mutex_lock(&c->meta_mu);
+		c->meta.clean_stop = false;
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+	}
+	(void)snprintf(msg, msg_len, "%s -> %s: %s", mrd_state_name(m->state),
+	               mrd_state_name(row->next), row->message);
+	run_event(c, ev);
+	return 0;
+}
+
+int
+cluster_set_failover(struct mrd *m, bool on, char *msg, size_t msg_len)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL) {
+		(void)snprintf(msg, msg_len, "the module is not running");
+		return -ENOTCONN;
+	}
+	pthread_mutex_lock(&c->meta_mu);
+	c->meta.failover = on ? 1 : 0;
+	meta_persist(c);
+	pthread_mutex_unlock(&c->meta_mu);
+	log_notice("fsm: failover %s (mirrorctl failover)", on ? "on" : "off");
+	publish(c);
+	(void)snprintf(msg, msg_len, "failover %s on node %s (run it on the peer too)",
+	               on ? "on" : "off", m->node->name);
+	return 0;
+}
+
+void
+cluster_status(struct mrd *m, json_t *result)
+{
+	struct cluster *c = cl(m);
+	json_t *o, *p, *meta, *hist;
+	char id[17];
+
+	if (c == NULL)
+		return;
+	p = json_object();
+	json_object_set_new(p, "name", json_string(m->conf->nodes[m->peer_idx]));
+	json_object_set_new(p, "heard", json_boolean(c->peer_heard));
+	if (c->peer_heard) {
+		(void)snprintf(id, sizeof(id), "%016" PRIx64, c->peer.gen_id);
+		json_object_set_new(p, "state", json_string(mrd_state_name((enum mrd_state)c->peer.state)));
+		json_object_set_new(p, "readiness", json_string(mrd_readiness_name(
+		                                            (enum mrd_readiness)c->peer.readiness)));
+		json_object_set_new(p, "uptodate", json_boolean(c->peer.uptodate));
+		json_object_set_new(p, "generation", json_pack("{s:I,s:s}", "seq",
+		                                               (json_int_t)c->peer.gen_seq, "id", id));
+		json_object_set_new(p, "failover",
+		                    json_boolean((c->peer.flags & HB_F_FAILOVER) != 0));
+		json_object_set_new(p, "handover",
+		                    json_boolean((c->peer.flags & HB_F_HANDOVER) != 0));
+	} else {
+		json_object_set_new(p, "state", json_string("UNKNOWN"));
+	}
+	json_object_set_new(result, "peer_node", p);
+
+	meta = json_object();
+	hist = json_array();
+	pthread_mutex_lock(&c->meta_mu);
+	(void)snprintf(id, sizeof(id), "%016" PRIx64, c->meta.gen.id);
+	json_object_set_new(meta, "seq", json_integer((json_int_t)c->meta.gen.seq));
+	json_object_set_new(meta, "id", json_string(id));
+	for (size_t i = 0; i < c->meta.n_history && i < 4; i++)
+		json_array_append_new(hist, json_integer((json_int_t)c->meta.history[i].seq));
+	json_object_set_new(meta, "history", hist);
+	json_object_set_new(result, "failover",
+	                    json_boolean(c->meta.failover >= 0 ? c->meta.failover == 1
+	                                                       : m->conf->service.failover));
+	pthread_mutex_unlock(&c->meta_mu);
+	json_object_set_new(result, "generation", meta);
+
+	o = json_object();
+	json_object_set_new(o, "from", json_string(c->last_from));
+	json_object_set_new(o, "to", json_string(c->last_to));
+	json_object_set_new(o, "event", json_string(c->last_event));
+	json_object_set_new(o, "reason", json_string(c->last_reason));
+	json_object_set_new(o, "time_ms", json_integer((json_int_t)c->last_time_ms));
+	if (c->running)
+		json_object_set_new(o, "running_action",
+		                    json_string(fsm_action_name(c->row->actions[c->act_idx])));
+	json_object_set_new(result, "last_transition", o);
+
+	o = json_object();
+	json_object_set_new(o, "configured", json_boolean(m->conf->splitbrain.present));
+	json_object_set_new(o, "checked", json_boolean(c->witness_checked));
+	if (c->witness_checked) {
+		json_object_set_new(o, "reached", json_boolean(c->witness_reached));
+		json_object_set_new(o, "detail", json_string(c->witness_detail));
+	}
+	json_object_set_new(result, "witness", o);
+	json_object_set_new(result, "interface_ok", json_boolean(c->intf_ok));
+	if (c->hb != NULL)
+		hb_status(c->hb, result);
+	if (c->vip != NULL) {
+		vip_status(c->vip, result);
+		o = json_object_get(result, "vip");
+		if (o != NULL)
+			json_object_set_new(o, "owner",
+			                    vip_held(c->vip) ? json_string(m->node->name)
+			                    : c->peer_heard && is_primary((enum mrd_state)c->peer.state)
+			                            ? json_string(m->conf->nodes[m->peer_idx])
+			                            : json_null());
+	}
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+	struct cluster *c = h->data;
+
+	if (--c->pending_closes > 0)
+		return;
+	pthread_mutex_destroy(&c->meta_mu);
+	free(c->net_up);
+	free(c);
+}
+
+int
+cluster_start(struct mrd *m, enum fsm_event initial)
+{
+	struct cluster *c;
+	struct hb_info info = { 0 };
+	char err[512], cfg[4096];
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->m = m;
+	c->intf_ok = true;
+	MR_BUG_ON(pthread_mutex_init(&c->meta_mu, NULL) != 0);
+	c->n_nets = m->conf->heart.n_hbs;
+	c->net_up = calloc(c->n_nets, sizeof(*c->net_up));
+	(void)snprintf(c->meta_path, sizeof(c->meta_path), "%s/%s.meta", m->node->state_dir,
+	               m->module);
+	(void)snprintf(cfg, sizeof(cfg), "%s", m->config_path);
+	(void)snprintf(c->scripts_dir, sizeof(c->scripts_dir), "%s/scripts", dirname(cfg));
+	r = meta_load(c->meta_path, &c->meta, err, sizeof(err));
+	if (r == -ENOENT) {
+		log_notice("meta: no metadata yet (first start of this module on this node) "
+		           "path=%s",
+		           c->meta_path);
+	} else if (r < 0) {
+		log_err("meta: cannot load the module metadata err=\"%s\"; refusing to guess "
+		        "(move the file away to start as a node without history)",
+		        err);
+		goto err;
+	} else {
+		log_notice("meta: loaded gen=%" PRIu64 ":%016" PRIx64
+		           " uptodate=%s clean_stop=%s last_role=%d",
+		           c->meta.gen.seq, c->meta.gen.id, c->meta.uptodate ? "yes" : "no",
+		           c->meta.clean_stop ? "yes" : "no", (int)c->meta.last_role);
+	}
+	m->cluster = c;
+	MR_BUG_ON(uv_timer_init(m->loop, &c->start_timer) != 0);
+	MR_BUG_ON(uv_timer_init(m->loop, &c->poll_timer) != 0);
+	MR_BUG_ON(uv_timer_init(m->loop, &c->check_timer) != 0);
+	c->start_timer.data = c->poll_timer.data = c->check_timer.data = c;
+
+	r = vip_new(m->loop, &m->conf->vip, &c->vip, err, sizeof(err));
+	if (r < 0) {
+		log_err("vip: %s", err);
+		goto err_handles;
+	}
+	if (m->conf->user.present) {
+		const struct script_env env = { .dir = c->scripts_dir,
+			                        .log_dir = m->node->log_dir,
+			                        .module = m->module,
+			                        .node = m->node->name,
+			                        .peer = m->conf->nodes[m->peer_idx],
+			                        .user = &m->conf->user };
+
+		c->scripts = script_runner_new(m->loop, &env);
+		if (c->scripts == NULL) {
+			r = -ENOMEM;
+			goto err_handles;
+		}
+		log_notice("fsm: restart scripts dir=%s", c->scripts_dir);
+	}
+	info.state = (uint8_t)m->state;
+	info.readiness = (uint8_t)m->readiness;
+	info.gen_seq = c->meta.gen.seq;
+	info.gen_id = c->meta.gen.id;
+	memcpy(info.config_hash, m->conf->hash, sizeof(info.config_hash));
+	static const struct hb_cbs cbs = { hb_on_peer, hb_on_net, hb_on_lost };
+	r = hb_start(m->loop, m->conf, m->self_idx, m->module, m->node->hb_key_file, &info, &cbs, c,
+	             &c->hb, err, sizeof(err));
+	if (r < 0) {
+		log_err("hb: cannot start heartbeats: %s", err);
+		goto err_handles;
+	}
+	publish(c);
+	(void)uv_timer_start(&c->check_timer, check_cb, CLUSTER_CHECK_MS, CLUSTER_CHECK_MS);
+	if (initial != FSM_EV__COUNT) {
+		char msg[256];
+
+		if (initial == FSM_EV_PRIM_FORCE)
+			log_warn("fsm: started with --role primary: prim --force");
+		r = cluster_command(m, initial, msg, sizeof(msg));
+		if (r < 0)
+			log_warn("fsm: initial command=%s refused: %s", fsm_event_name(initial), msg);
+	}
+	return 0;
+
+err_handles:
+	m->cluster = NULL;
+	script_runner_free(c->scripts);
+	vip_free(c->vip);
+	c->pending_closes = 3;
+	uv_close((uv_handle_t *)&c->start_timer, close_cb);
+	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
+	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+	return r;
+err:
+	pthread_mutex_destroy(&c->meta_mu);
+	free(c->net_up);
+	free(c);
+	return r;
+}
+
+void
+cluster_stop(struct mrd *m)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	c->stopping = true;
+	m->cluster = NULL;
+	hb_stop(c->hb);
+	c->hb = NULL;
+	script_runner_free(c->scripts);
+	c->scripts = NULL;
+	if (c->vip != NULL && vip_held(c->vip))
+		log_notice("vip: daemon stopping while holding the virtual IP: leaving it in place "
+		           "until the module is stopped (mirrorctl stop)");
+	vip_free(c->vip);
+	c->vip = NULL;
+	if (mirror_current_role(m) != MIRROR_NONE) {
+		pthread_mutex_lock(&c->meta_mu);
+		c->meta.last_seq = seq_to_keep(c);
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+	}
+	c->pending_closes = 3 + (c->witness_pending ? 1 : 0);
+	uv_close((uv_handle_t *)&c->start_timer, close_cb);
+	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
+	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+}

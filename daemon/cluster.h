@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cluster.h - runs the module's state machine on this node: feeds fsm.c the
+ * events from heartbeats (hb.c), the replication link (mirror.c), checkers
+ * (vip_check), timers and admin commands, and carries out each row's actions
+ * in order: restart scripts (script.c), mounts and engines (mirror.c), the
+ * VIP (vip.c), the split-brain witness (witness.c) and the persistent
+ * metadata (meta.c). Loop thread, except cluster__diverged (any thread).
+ */
+#ifndef MR_CLUSTER_H
+#define MR_CLUSTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fsm.h"
+
+struct mrd;
+
+/* Load the metadata, start heartbeats, resolve the VIP, then (unless
+ * stopped) start the module: STOP -> WAIT. initial: FSM_EV_START, or
+ * FSM_EV_PRIM_FORCE (mirrord --role primary), or FSM_EV__COUNT to stay
+ * STOPped. Returns 0 or -errno / MR_ECONFIG with the reason logged. */
+int cluster_start(struct mrd *m, enum fsm_event initial);
+
+/* An admin command (start, stop, swap, prim...). Returns 0 with what will
+ * happen in msg, or -EPERM / -EBUSY with the reason in msg. */
+int cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len);
+
+/* mirrorctl failover on|off (persisted). */
+int cluster_set_failover(struct mrd *m, bool on, char *msg, size_t msg_len);
+
+/* The replication link paired / was lost (mirror.c). */
+void cluster_link(struct mrd *m, bool up);
+
+/* The apply engine failed: this copy diverged (mirror.c). */
+void cluster_apply_failed(struct mrd *m, const char *why);
+
+/* The primary's engine completed its first op without the peer: start a new
+ * data generation (persisted before that op completes) and tell the peer.
+ * Any thread (the engine's lock is held). */
+void cluster__diverged(struct mrd *m);
+
+/* Add the cluster view to a status result: peer, heartbeat networks, VIP,
+ * witness, generation, last transition. */
+void cluster_status(struct mrd *m, json_t *result);
+
+/* Daemon shutdown: stop scripts, release the VIP, stop heartbeats. */
+void cluster_stop(struct mrd *m);
+
+#endif
