@@ -595,8 +595,10 @@ do_unmount(struct cluster *c)
 
 	if (mirror_current_role(m) == MIRROR_NONE)
 		return;
+	uint64_t seq = seq_to_keep(c); /* engine lock before meta_mu, never inside */
+
 	pthread_mutex_lock(&c->meta_mu);
-	c->meta.last_seq = seq_to_keep(c);
+	c->meta.last_seq = seq;
 	meta_persist(c);
 	pthread_mutex_unlock(&c->meta_mu);
 	mirror_stop(m);
@@ -746,6 +748,7 @@ step(struct cluster *c)
 	case FSM_A_DRAIN:
 		if (mirror_current_role(m) != MIRROR_PRIMARY)
 			break;
+		mirror_freeze(m); /* the application is stopped: nothing new from here */
 		start_poll(c, FSM_A_DRAIN, CLUSTER_DRAIN_MS);
 		return;
 	case FSM_A_HANDOVER:
@@ -845,6 +848,38 @@ run_event(struct cluster *c, enum fsm_event ev)
 
 /* ---- heartbeat callbacks ----------------------------------------------------------- */
 
+/* A SECOND paired with its primary (replication link up, every op applied in
+ * order) holds the primary's data: it takes the primary's generation, so a
+ * later failover or election compares equal. meta_mu held. Returns true when
+ * that applies (whether or not the generation changed). */
+static bool
+adopt_generation(struct cluster *c)
+{
+	struct mrd *m = c->m;
+
+	if (m->state != MRD_SECOND || !mirror_link_up(m) || !c->peer_heard ||
+	    !is_primary((enum mrd_state)c->peer.state))
+		return false;
+	if (c->meta.gen.seq != c->peer.gen_seq || c->meta.gen.id != c->peer.gen_id) {
+		if (c->meta.gen.seq > 0 && c->meta.gen.id != c->peer.gen_id) {
+			size_t n = c->meta.n_history < META_HISTORY_MAX ? c->meta.n_history
+			                                                : META_HISTORY_MAX - 1;
+
+			memmove(&c->meta.history[1], &c->meta.history[0],
+			        n * sizeof(c->meta.history[0]));
+			c->meta.history[0] = c->meta.gen;
+			c->meta.n_history = n + 1;
+		}
+		c->meta.gen.seq = c->peer.gen_seq;
+		c->meta.gen.id = c->peer.gen_id;
+		c->meta.uptodate = true;
+		meta_persist(c);
+		log_notice("meta: mirroring the primary's generation gen=%" PRIu64 ":%016" PRIx64,
+		           c->meta.gen.seq, c->meta.gen.id);
+	}
+	return true;
+}
+
 static void
 hb_on_peer(void *ctx, const struct hb_info *peer)
 {
@@ -868,9 +903,12 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 		           handover ? " handover" : "");
 	c->peer = *peer;
 	c->peer_heard = true;
-	/* the peer wrote without us: our copy is no longer the latest */
 	pthread_mutex_lock(&c->meta_mu);
-	if (c->meta.uptodate && !is_primary(m->state) && meta_gen_cmp(&c->meta, &pg) == META_BEHIND) {
+	if (adopt_generation(c)) {
+		/* paired with the primary: its generation is ours */
+	} else if (c->meta.uptodate && !is_primary(m->state) &&
+	           meta_gen_cmp(&c->meta, &pg) == META_BEHIND) {
+		/* the peer wrote without us: our copy is no longer the latest */
 		c->meta.uptodate = false;
 		meta_persist(c);
 		m->uptodate = false;
@@ -961,6 +999,15 @@ cluster_link(struct mrd *m, bool up)
 	if (up && c->vip != NULL && vip_held(c->vip))
 		vip_announce(c->vip);
 	run_event(c, up ? FSM_EV_LINK_UP : FSM_EV_LINK_DOWN);
+	if (up) {
+		bool adopted;
+
+		pthread_mutex_lock(&c->meta_mu);
+		adopted = adopt_generation(c);
+		pthread_mutex_unlock(&c->meta_mu);
+		if (adopted)
+			publish(c);
+	}
 }
 
 void
@@ -1301,8 +1348,10 @@ cluster_stop(struct mrd *m)
 	vip_free(c->vip);
 	c->vip = NULL;
 	if (mirror_current_role(m) != MIRROR_NONE) {
+		uint64_t seq = seq_to_keep(c);
+
 		pthread_mutex_lock(&c->meta_mu);
-		c->meta.last_seq = seq_to_keep(c);
+		c->meta.last_seq = seq;
 		meta_persist(c);
 		pthread_mutex_unlock(&c->meta_mu);
 	}

@@ -251,6 +251,21 @@ mirror_stop(struct mrd *m)
 	m->mirror = NULL;
 }
 
+void
+mirror_freeze(struct mrd *m)
+{
+	struct mirror *mi = m->mirror;
+	size_t i;
+
+	if (mi == NULL || mi->role != MIRROR_PRIMARY)
+		return;
+	for (i = 0; i < mi->n_dirs; i++)
+		if (mi->dirs[i].shim != NULL)
+			shim_set_read_only(mi->dirs[i].shim, true);
+	repl_freeze(mi->repl);
+	log_notice("mirror: replicated directories read-only for the handover");
+}
+
 enum mirror_role
 mirror_current_role(const struct mrd *m)
 {

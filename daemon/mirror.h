@@ -35,6 +35,10 @@ int mirror_role_parse(const char *s);
 int mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq);
 
 enum mirror_role mirror_current_role(const struct mrd *m);
+
+/* Primary: refuse new changes (EROFS) so that a drain really ends the stream
+ * before a handover. */
+void mirror_freeze(struct mrd *m);
 bool mirror_link_up(const struct mrd *m);
 
 struct mirror_seqs {

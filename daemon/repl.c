@@ -71,6 +71,7 @@ struct repl {
 	struct rec_list incoming;
 	bool link_up;
 	bool stopping;
+	bool frozen; /* handover: nothing more is sent (repl_freeze) */
 	bool diverged;
 	uint64_t last_seq;
 	uint64_t inflight_bytes;
@@ -142,14 +143,40 @@ rec_bytes(const struct shim_op *op)
 
 /* Hook for the resync issue: an op took effect here but not on the peer.
  * Called with r->mu held (any thread). */
+/* Does completing op without the peer leave the two copies different? Opens,
+ * closes and fsyncs do not change data. */
+static bool
+changes_data(const struct shim_op *op)
+{
+	switch (op->type) {
+	case SHIM_OP_OPEN:
+	case SHIM_OP_FSYNC:
+	case SHIM_OP_FLUSH:
+	case SHIM_OP_RELEASE:
+		return false;
+	default:
+		return true;
+	}
+}
+
 static void
 repl__diverged(struct repl *r, const struct shim_op *op)
 {
-	(void)op;
+	if (!changes_data(op))
+		return;
 	if (!r->diverged && r->diverge_cb != NULL)
 		r->diverge_cb(r->diverge_ctx);
 	r->diverged = true;
 	r->alone_ops++;
+}
+
+void
+repl_freeze(struct repl *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->frozen = true;
+	pthread_cond_broadcast(&r->room);
+	pthread_mutex_unlock(&r->mu);
 }
 
 void
@@ -174,7 +201,7 @@ repl_submit(void *ctx, struct shim_op *op)
 	while (rec != NULL && r->link_up && !r->stopping && r->inflight_ops > 0 &&
 	       r->inflight_bytes + bytes > r->limit_bytes)
 		pthread_cond_wait(&r->room, &r->mu);
-	if (rec == NULL || !r->link_up || r->stopping) {
+	if (rec == NULL || !r->link_up || r->stopping || r->frozen) {
 		repl__diverged(r, op);
 		pthread_mutex_unlock(&r->mu);
 		free(rec);
@@ -406,10 +433,14 @@ repl_link_down(struct repl *r, const char *why)
 	list_splice(&all, &r->unsent);
 	list_splice(&all, &r->incoming);
 	n = all.n;
-	if (n > 0 && !r->diverged && r->diverge_cb != NULL)
-		r->diverge_cb(r->diverge_ctx);
-	if (n > 0)
-		r->diverged = true;
+	for (struct repl_rec *rec = all.head; rec != NULL; rec = rec->next) {
+		if (changes_data(rec->op)) {
+			if (!r->diverged && r->diverge_cb != NULL)
+				r->diverge_cb(r->diverge_ctx);
+			r->diverged = true;
+			break;
+		}
+	}
 	r->alone_ops += n;
 	pthread_cond_broadcast(&r->room);
 	pthread_mutex_unlock(&r->mu);

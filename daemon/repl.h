@@ -49,6 +49,11 @@ int repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, uint64_
  * data diverge from the peer's from here on), with the engine's lock held,
  * on any thread, before that op completes. */
 typedef void (*repl_diverge_fn)(void *ctx);
+
+/* Handover: from now on nothing gets a sequence number; ops are completed
+ * locally (the shim is read-only by then: only closes arrive, which change
+ * no data). Any thread. */
+void repl_freeze(struct repl *r);
 void repl_set_diverge_cb(struct repl *r, repl_diverge_fn fn, void *ctx);
 
 /* The submit context for replicated directory i. */

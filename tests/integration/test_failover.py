@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The cluster state machine end to end (issue 5), on two networks:
+
+    production  198.18.0.0/24 on a bridge: n1, n2, the client cl, the witness wi, the VIP
+    xlink       198.19.0.0/24, a veth pair straight between n1 and n2: heartbeats and
+                replication (ident="flow")
+
+start_prim starts a small TCP service on port 7000 answering with the node's name;
+stop_prim stops it. The client reaches it only through the VIP.
+"""
+import hashlib
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import hamirror_test as ht  # noqa: E402
+
+XL = {"n1": "198.19.0.1", "n2": "198.19.0.2"}
+PORT = 7000
+
+CONFIG = """<?xml version="1.0"?>
+<safe>
+  <service mode="mirror" defaultprim="${defaultprim}" failover="${failover}">
+    <heart port="${heart_port}" pulse="${pulse}" timeout="${hb_timeout}">
+      <heartbeat name="xlink" ident="flow">
+        <server name="${n1}" addr="198.19.0.1"/>
+        <server name="${n2}" addr="198.19.0.2"/>
+      </heartbeat>
+    </heart>
+    <vip>
+      <interface_list>
+        <interface check="on" name="eth0">
+          <real_interface>
+            <virtual_addr addr="${vip}" where="one_side_alias" check="on"/>
+          </real_interface>
+        </interface>
+      </interface_list>
+    </vip>
+    <rfs async="${async_mode}" port="${rfs_port}">
+${replicated_xml}
+    </rfs>
+    <user nicestoptimeout="10s" forcestoptimeout="5s" starttimeout="10s">
+      <var name="SVC_DIR" value="${tmp}/svc"/>
+    </user>
+    <check>
+      <splitbrain ident="witness" exec="ping" arg="${witness}"/>
+    </check>
+  </service>
+</safe>
+"""
+
+SERVICE = r"""
+import os, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", %d)); s.listen(16)
+name = os.environ["HAMIRROR_NODE"].encode()
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(name + b"\n")
+    finally:
+        c.close()
+""" % PORT
+
+START_PRIM = """#!/bin/sh
+# test service: answers with the node name on port %d
+pidfile="$SVC_DIR/$HAMIRROR_NODE.pid"
+echo "start_prim $*"
+echo "$*" >> "$SVC_DIR/$HAMIRROR_NODE.start_prim"
+setsid %s -c '%s' </dev/null >/dev/null 2>&1 &
+echo $! > "$pidfile"
+""" % (PORT, sys.executable, SERVICE.replace("'", "'\"'\"'"))
+
+STOP_PRIM = """#!/bin/sh
+[ "$1" = force ] && { sig=KILL; shift; } || sig=TERM
+pidfile="$SVC_DIR/$HAMIRROR_NODE.pid"
+echo "stop_prim $* SIG$sig"
+[ -s "$pidfile" ] || exit 0
+pid=$(cat "$pidfile")
+kill -s $sig "$pid" 2>/dev/null
+for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && exit 1
+rm -f "$pidfile"
+"""
+
+PRESTART = """#!/bin/sh
+exec "$(dirname "$0")/stop_prim" force "$@"
+"""
+
+WRITER = r"""
+import os, sys
+root, log = sys.argv[1], sys.argv[2]
+with open(log, "a") as lf:
+    for i in range(1000000):
+        name = "w%06d" % i
+        data = (name * 50).encode()
+        try:
+            fd = os.open(os.path.join(root, name), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+        except OSError as e:
+            print("stopped: %s" % e, flush=True)
+            break
+        lf.write(name + "\n"); lf.flush()
+"""
+
+
+class Failover(unittest.TestCase):
+    def setUp(self):
+        ht.require_root()
+        self.c = ht.Cluster(userconfig=CONFIG)
+        self.c.open()
+        self.addCleanup(self.c.close)
+        c = self.c
+        svc = os.path.join(c.tmp, "svc")
+        os.mkdir(svc, 0o755)
+        self.svc = svc
+        sd = os.path.join(os.path.dirname(c.userconfig), "scripts")
+        os.makedirs(sd, 0o755, exist_ok=True)
+        for name, text in (("start_prim", START_PRIM), ("stop_prim", STOP_PRIM),
+                           ("prestart", PRESTART)):
+            p = os.path.join(sd, name)
+            with open(p, "w") as f:
+                f.write(text)
+            os.chmod(p, 0o755)
+        # the replication and heartbeat link
+        n1, n2 = c.netns_of("n1"), c.netns_of("n2")
+        ht.run(["ip", "-n", n1, "link", "add", "xl", "type", "veth", "peer", "name", "xl",
+                "netns", n2])
+        for n, ns in (("n1", n1), ("n2", n2)):
+            ht.run(["ip", "-n", ns, "addr", "add", XL[n] + "/24", "dev", "xl"])
+            ht.run(["ip", "-n", ns, "link", "set", "xl", "up"])
+
+    # ---- helpers -----------------------------------------------------------------
+
+    def st(self, n):
+        return self.c.status(n)
+
+    def wait_states(self, want, timeout_s=30):
+        try:
+            self._wait_states(want, timeout_s)
+        except ht.HarnessError:
+            for n in want:
+                lines = [ln for ln in ht.read_text(self.c.node(n).log_file).splitlines()
+                         if " debug " not in ln and "script: run" not in ln]
+                sys.stderr.write("---- %s log\n%s\n" % (n, "\n".join(lines[-60:])))
+            raise
+
+    def _wait_states(self, want, timeout_s):
+        def ok():
+            return all((self.st(n)["state"], self.st(n)["readiness"]) == s
+                       for n, s in want.items())
+        ht.wait_for(ok, timeout_s, interval_s=0.1, what="states %s (now %s)" % (
+            want, {n: (self.st(n)["state"], self.st(n)["readiness"], self.st(n)["message"])
+                   for n in want}))
+
+    def has_vip(self, n):
+        rc, out, _ = self.c.run(n, "ip", "-o", "addr", "show", "dev", "eth0")
+        return (ht.VIP_ADDR + "/") in out
+
+    def ask(self, timeout_s=0.3):
+        """The service's answer through the VIP, from the client, or None."""
+        rc, out, _ = self.c.run("cl", sys.executable, "-c",
+                                "import socket,sys\n"
+                                "try:\n"
+                                " s=socket.create_connection(('%s',%d),timeout=%s)\n"
+                                " print(s.recv(64).decode().strip())\n"
+                                "except OSError as e:\n"
+                                " print('ERR', e)\n" % (ht.VIP_ADDR, PORT, timeout_s))
+        out = out.strip()
+        return None if out.startswith("ERR") or not out else out
+
+    def start_pair(self):
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        # first start: nobody has history, both wait for the admin
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        self.assertIn("mirrorctl prim", self.st("n1")["message"])
+        self.assertFalse(self.has_vip("n1") or self.has_vip("n2"))
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+        self.assertTrue(self.has_vip("n1"))
+        self.assertFalse(self.has_vip("n2"))
+        ht.wait_for(lambda: self.ask() == "n1", 10, what="the client reaches n1 via the VIP")
+
+    # ---- tests -------------------------------------------------------------------
+
+    def test_start_then_hard_crash_of_the_primary(self):
+        c = self.c
+        self.start_pair()
+        s = self.st("n1")
+        self.assertEqual(s["peer_node"]["state"], "SECOND")
+        self.assertEqual(s["vip"]["owner"], "n1")
+        self.assertTrue(s["heartbeat"]["networks"][0]["up"])
+        # hard crash: every process of n1 killed, its links down
+        t0 = time.monotonic()
+        c.kill_node("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
+        try:
+            ht.wait_for(lambda: self.ask(0.2) == "n2", 20, interval_s=0.02,
+                        what="the client served by n2 through the VIP")
+        except ht.HarnessError:
+            sys.stderr.write("---- n2 log\n%s\n%s\n" % (
+                ht.read_text(c.node("n2").log_file)[-6000:], self.st("n2")))
+            raise
+        gap = time.monotonic() - t0
+        ht.log("failover: kill -> first answer through the VIP in %.3f s" % gap)
+        print("FAILOVER_GAP_S %.3f" % gap, flush=True)
+        s = self.st("n2")
+        self.assertEqual((s["state"], s["readiness"]), ("ALONE", "Ready"), s)
+        self.assertTrue(self.has_vip("n2"))
+        self.assertTrue(s["witness"]["reached"], s["witness"])
+        self.assertTrue(os.path.exists(os.path.join(self.svc, "n2.start_prim")))
+
+    def test_xlink_cut_with_both_alive_no_second_primary(self):
+        c = self.c
+        self.start_pair()
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
+        # n2 loses every heartbeat, reaches the witness, probes the VIP: n1 answers
+        ht.wait_for(lambda: self.st("n2")["state"] == "WAIT" and
+                    self.st("n2")["readiness"] == "NotReady", 20, what="n2 WAIT (NotReady)")
+        self.assertIn("another host answers", self.st("n2")["message"])
+        self.assertFalse(self.has_vip("n2"))
+        self.wait_states({"n1": ("ALONE", "Ready")})
+        self.assertTrue(self.has_vip("n1"))
+        self.assertEqual(self.ask(), "n1")
+        # heal: n2 rejoins (n1 wrote nothing alone: no resync needed)
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+        # now the production network of the primary is cut: it hands over
+        c.link_down("n1")
+        self.wait_states({"n2": ("ALONE", "Ready")})
+        self.assertTrue(self.has_vip("n2"))
+        self.assertFalse(self.has_vip("n1"))
+        self.assertEqual(self.st("n1")["state"], "WAIT")
+        ht.wait_for(lambda: self.ask() == "n2", 10, what="the client reaches n2")
+
+    def test_swap_and_stop_lose_no_acknowledged_write(self):
+        c = self.c
+        self.start_pair()
+        shared = c.node("n1").repl_dirs["data"][1]
+        log = os.path.join(c.tmp, "writes.log")
+        w = c.popen("n1", sys.executable, "-c", WRITER, shared, log)
+        ht.wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 200, 20,
+                    what="writer running")
+        rc, out, err = c.ctl("n1", "swap")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 60)
+        w.wait(30)
+        self.assertTrue(self.has_vip("n2"))
+        self.assertFalse(self.has_vip("n1"))
+        ht.wait_for(lambda: self.ask() == "n2", 10, what="the service moved to n2")
+        with open(log) as f:
+            names = [ln.strip() for ln in f if ln.strip()]
+        self.assertGreater(len(names), 0)
+        for n in ("n1", "n2"):
+            real = c.node(n).repl_dirs["data"][0]
+            for name in names:
+                with open(os.path.join(real, name), "rb") as f:
+                    self.assertEqual(f.read(), (name * 50).encode(),
+                                     "%s: acknowledged write %s lost" % (n, name))
+        ht.log("swap: %d acknowledged writes on both nodes" % len(names))
+        # stop of the new primary: planned failover back to n1
+        w2 = c.popen("n2", sys.executable, "-c", WRITER, shared, log + "2")
+        ht.wait_for(lambda: os.path.exists(log + "2") and os.path.getsize(log + "2") > 200,
+                    20, what="second writer running")
+        rc, out, err = c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")}, 60)
+        w2.wait(30)
+        self.assertTrue(self.has_vip("n1"))
+        ht.wait_for(lambda: self.ask() == "n1", 10, what="the service moved back to n1")
+        with open(log + "2") as f:
+            names = [ln.strip() for ln in f if ln.strip()]
+        real = c.node("n1").repl_dirs["data"][0]
+        for name in names:
+            with open(os.path.join(real, name), "rb") as f:
+                self.assertEqual(f.read(), (name * 50).encode(), "acknowledged %s lost" % name)
+
+    def test_forged_and_replayed_heartbeats_are_ignored(self):
+        c = self.c
+        self.start_pair()
+        h = bytes.fromhex(self.st("n2")["config_hash"])
+        key = open(c.hb_key, "rb").read()
+        bad = ht.hb_datagram(b"x" * 32, 0, 0, c.module, int(time.time() * 1e6), 1,
+                             state="STOP", readiness="NotReady", config_hash=h)
+        old = ht.hb_datagram(key, 0, 0, c.module, 1000, 1, state="STOP",
+                             readiness="NotReady", config_hash=h)
+        code = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                "s.bind(('%s',0))\nfor d in (bytes.fromhex('%s'),bytes.fromhex('%s')):\n"
+                " s.sendto(d,('%s',9200))\n" % (XL["n1"], bad.hex(), old.hex(), XL["n2"]))
+        rc, out, err = c.run("n1", sys.executable, "-c", code)
+        self.assertEqual(rc, 0, err)
+
+        def counted():
+            net = self.st("n2")["heartbeat"]["networks"][0]
+            return net["dropped_bad_mac"] >= 1 and net["dropped_replay"] >= 1
+        ht.wait_for(counted, 10, what="forged and replayed heartbeats counted")
+        text = ht.read_text(c.node("n2").log_file)
+        self.assertRegex(text, r"hb: dropped heartbeat .*reason=bad-mac")
+        self.assertRegex(text, r"hb: dropped heartbeat .*reason=(old-epoch|replay)")
+        # and nothing moved
+        self.assertEqual(self.st("n2")["state"], "SECOND")
+        self.assertEqual(self.st("n1")["state"], "PRIM")
+
+    def test_failover_off_makes_the_survivor_wait(self):
+        c = self.c
+        self.start_pair()
+        rc, out, err = c.ctl("n2", "failover", "off")
+        self.assertEqual(rc, 0, out + err)
+        self.assertFalse(self.st("n2")["failover"])
+        c.kill_node("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
+        self.wait_states({"n2": ("WAIT", "NotReady")})
+        self.assertFalse(self.has_vip("n2"))
+        self.assertIsNone(self.ask())
+
+
+if __name__ == "__main__":
+    ht.main()
