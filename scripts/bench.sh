@@ -28,7 +28,7 @@ QUICK=0
 BUILD=1
 BASE=/var/tmp
 SELECTED=()
-SECTIONS=(interception replication)
+SECTIONS=(interception replication failover)
 
 usage() {
 	sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -299,6 +299,18 @@ section_replication() {
 	[ -n "${BENCH_LAT_OPS:-}" ] && args+=(--lat-ops "$BENCH_LAT_OPS")
 	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/repl_bench.py "$LAT" "${args[@]}"; then
 		echo "bench.sh: replication section failed" >&2
+		: >"$WORK/failed"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Section: failover (hard crash of the primary -> the client's first answer through the
+# VIP; default and aggressive heartbeat settings). See scripts/bench/failover_bench.py.
+
+section_failover() {
+	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/failover_bench.py \
+		--runs "$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)"; then
+		echo "bench.sh: failover section failed" >&2
 		: >"$WORK/failed"
 	fi
 }

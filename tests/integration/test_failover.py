@@ -110,31 +110,35 @@ with open(log, "a") as lf:
 """
 
 
+def setup(c):
+    """On an open Cluster(userconfig=CONFIG): the xlink, the scripts and the service
+    dir (returned). scripts/bench/failover_bench.py uses it too."""
+    svc = os.path.join(c.tmp, "svc")
+    os.mkdir(svc, 0o755)
+    sd = os.path.join(os.path.dirname(c.userconfig), "scripts")
+    os.makedirs(sd, 0o755, exist_ok=True)
+    for name, text in (("start_prim", START_PRIM), ("stop_prim", STOP_PRIM),
+                       ("prestart", PRESTART)):
+        p = os.path.join(sd, name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o755)
+    n1, n2 = c.netns_of("n1"), c.netns_of("n2")
+    ht.run(["ip", "-n", n1, "link", "add", "xl", "type", "veth", "peer", "name", "xl",
+            "netns", n2])
+    for n, ns in (("n1", n1), ("n2", n2)):
+        ht.run(["ip", "-n", ns, "addr", "add", XL[n] + "/24", "dev", "xl"])
+        ht.run(["ip", "-n", ns, "link", "set", "xl", "up"])
+    return svc
+
+
 class Failover(unittest.TestCase):
     def setUp(self):
         ht.require_root()
         self.c = ht.Cluster(userconfig=CONFIG)
         self.c.open()
         self.addCleanup(self.c.close)
-        c = self.c
-        svc = os.path.join(c.tmp, "svc")
-        os.mkdir(svc, 0o755)
-        self.svc = svc
-        sd = os.path.join(os.path.dirname(c.userconfig), "scripts")
-        os.makedirs(sd, 0o755, exist_ok=True)
-        for name, text in (("start_prim", START_PRIM), ("stop_prim", STOP_PRIM),
-                           ("prestart", PRESTART)):
-            p = os.path.join(sd, name)
-            with open(p, "w") as f:
-                f.write(text)
-            os.chmod(p, 0o755)
-        # the replication and heartbeat link
-        n1, n2 = c.netns_of("n1"), c.netns_of("n2")
-        ht.run(["ip", "-n", n1, "link", "add", "xl", "type", "veth", "peer", "name", "xl",
-                "netns", n2])
-        for n, ns in (("n1", n1), ("n2", n2)):
-            ht.run(["ip", "-n", ns, "addr", "add", XL[n] + "/24", "dev", "xl"])
-            ht.run(["ip", "-n", ns, "link", "set", "xl", "up"])
+        self.svc = setup(self.c)
 
     # ---- helpers -----------------------------------------------------------------
 
