@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #define OUT_LABEL_WIDTH 8  /* "message:" */
 #define OUT_COL         30 /* usage: where the help text starts */
@@ -200,6 +201,84 @@ out_replication(FILE *f, const json_t *rep)
  * mirror:  primary, link up, async=second, seq 19 acked 19, in flight 0 B   (when mirroring)
  * message: text                              (only when non-empty)
  */
+static void
+out_peer_node(FILE *f, const json_t *p)
+{
+	if (!json_is_object(p)) {
+		fprintf(f, "\n");
+		return;
+	}
+	if (!json_is_true(json_object_get(p, "heard"))) {
+		fprintf(f, ": not heard (UNKNOWN)\n");
+		return;
+	}
+	fprintf(f, ": %s (%s), %s, generation %" JSON_INTEGER_FORMAT "%s\n",
+	        str_at(p, "state", "?"), str_at(p, "readiness", "?"),
+	        json_is_true(json_object_get(p, "uptodate")) ? "uptodate" : "not uptodate",
+	        json_integer_value(json_object_get(json_object_get(p, "generation"), "seq")),
+	        json_is_true(json_object_get(p, "handover")) ? ", handing over" : "");
+}
+
+/* Heartbeat networks, VIP, witness, generation and the last transition. */
+static void
+out_cluster(FILE *f, const json_t *r)
+{
+	const json_t *hb = json_object_get(r, "heartbeat"), *vip = json_object_get(r, "vip");
+	const json_t *wi = json_object_get(r, "witness"), *lt = json_object_get(r, "last_transition");
+	const json_t *gen = json_object_get(r, "generation"), *n, *a;
+	size_t i;
+
+	json_array_foreach (json_object_get(hb, "networks"), i, n) {
+		const json_t *ago = json_object_get(n, "last_rx_ms_ago");
+
+		label(f, i == 0 ? "heartbeat:" : "");
+		fprintf(f, "%s %s -> %s %s", str_at(n, "name", "?"), str_at(n, "local", "?"),
+		        str_at(n, "peer", "?"), json_is_true(json_object_get(n, "up")) ? "up" : "DOWN");
+		if (json_is_integer(ago))
+			fprintf(f, ", last %" JSON_INTEGER_FORMAT " ms ago", json_integer_value(ago));
+		fprintf(f, ", rx %" JSON_INTEGER_FORMAT " tx %" JSON_INTEGER_FORMAT
+		           ", dropped %" JSON_INTEGER_FORMAT "\n",
+		        json_integer_value(json_object_get(n, "rx")),
+		        json_integer_value(json_object_get(n, "tx")),
+		        json_integer_value(json_object_get(n, "dropped_bad_mac")) +
+		                json_integer_value(json_object_get(n, "dropped_replay")) +
+		                json_integer_value(json_object_get(n, "dropped_other")));
+	}
+	if (json_is_object(vip)) {
+		label(f, "vip:");
+		json_array_foreach (json_object_get(vip, "addrs"), i, a)
+			fprintf(f, "%s%s on %s", i ? ", " : "", str_at(a, "addr", "?"),
+			        str_at(a, "interface", "?"));
+		fprintf(f, ", owner %s\n", str_at(vip, "owner", "none"));
+	}
+	if (json_is_true(json_object_get(wi, "configured"))) {
+		label(f, "witness:");
+		if (json_is_true(json_object_get(wi, "checked")))
+			fprintf(f, "%s (%s)\n",
+			        json_is_true(json_object_get(wi, "reached")) ? "reached" : "UNREACHABLE",
+			        str_at(wi, "detail", ""));
+		else
+			fprintf(f, "not checked yet (only when the peer is lost)\n");
+	}
+	if (json_is_object(gen)) {
+		label(f, "data:");
+		fprintf(f, "generation %" JSON_INTEGER_FORMAT " (%s), failover %s\n",
+		        json_integer_value(json_object_get(gen, "seq")), str_at(gen, "id", "?"),
+		        json_is_true(json_object_get(r, "failover")) ? "on" : "off");
+	}
+	if (json_is_object(lt) && str_at(lt, "event", "")[0] != '\0') {
+		time_t t = (time_t)(json_integer_value(json_object_get(lt, "time_ms")) / 1000);
+		struct tm tm;
+		char when[32] = "?";
+
+		if (gmtime_r(&t, &tm) != NULL)
+			(void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		label(f, "last:");
+		fprintf(f, "%s -> %s on %s at %s: %s\n", str_at(lt, "from", "?"), str_at(lt, "to", "?"),
+		        str_at(lt, "event", "?"), when, str_at(lt, "reason", ""));
+	}
+}
+
 void
 out_status(FILE *f, const json_t *r)
 {
@@ -227,11 +306,13 @@ out_status(FILE *f, const json_t *r)
 
 	label(f, "peer:");
 	if (peer[0] == '\0')
-		fprintf(f, "none\n");
+		fprintf(f, "none");
 	else if (addr[0] == '\0')
-		fprintf(f, "%s\n", peer);
+		fprintf(f, "%s", peer);
 	else
-		fprintf(f, "%s (%s)\n", peer, addr);
+		fprintf(f, "%s (%s)", peer, addr);
+	out_peer_node(f, json_object_get(r, "peer_node"));
+	out_cluster(f, r);
 
 	label(f, "config:");
 	fprintf(f, "%s, hash %s\n", str_at(r, "config", "?"), str_at(r, "config_hash", "?"));

@@ -1273,6 +1273,7 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 		log_err("vip: %s", err);
 		goto err_handles;
 	}
+	vip_set_probe_ms(c->vip, m->conf->heart.timeout_ms / 5);
 	if (m->conf->user.present) {
 		const struct script_env env = { .dir = c->scripts_dir,
 			                        .log_dir = m->node->log_dir,

@@ -405,6 +405,15 @@ drain_claims(int fd, const struct sockaddr_storage *ip, const uint8_t own[GARP_M
 int
 garp_probe(int ifindex, const struct sockaddr_storage *ip, uint8_t mac_out[GARP_MAC_LEN])
 {
+	return garp_probe_ms(ifindex, ip, GARP_PROBE_LISTEN_MS, mac_out);
+}
+
+/* Blocks ~listen_ms: thread pool only. */
+int
+garp_probe_ms(int ifindex, const struct sockaddr_storage *ip, unsigned listen_ms,
+              uint8_t mac_out[GARP_MAC_LEN])
+{
+	unsigned gap_ms = listen_ms * GARP_PROBE_GAP_MS / GARP_PROBE_LISTEN_MS;
 	uint8_t mac[GARP_MAC_LEN], frame[GARP_FRAME_MAX];
 	uint64_t start_ms, deadline_ms;
 	unsigned sent = 0;
@@ -433,12 +442,12 @@ garp_probe(int ifindex, const struct sockaddr_storage *ip, uint8_t mac_out[GARP_
 	}
 
 	start_ms = mr_now_ms();
-	deadline_ms = start_ms + GARP_PROBE_LISTEN_MS;
+	deadline_ms = start_ms + listen_ms;
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		uint64_t now = mr_now_ms(), next;
 
-		if (sent < GARP_PROBES && now >= start_ms + sent * GARP_PROBE_GAP_MS) {
+		if (sent < GARP_PROBES && now >= start_ms + sent * gap_ms) {
 			r = packet_send(fd, ifindex, frame, (size_t)len);
 			if (r < 0)
 				break;
@@ -447,7 +456,7 @@ garp_probe(int ifindex, const struct sockaddr_storage *ip, uint8_t mac_out[GARP_
 		r = drain_claims(fd, ip, mac, mac_out);
 		if (r != 0 || now >= deadline_ms)
 			break;
-		next = sent < GARP_PROBES ? start_ms + sent * GARP_PROBE_GAP_MS : deadline_ms;
+		next = sent < GARP_PROBES ? start_ms + sent * gap_ms : deadline_ms;
 		if (next > deadline_ms)
 			next = deadline_ms;
 		if (next > now && poll(&pfd, 1, (int)(next - now)) == -1 && errno != EINTR) {

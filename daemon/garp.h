@@ -86,4 +86,8 @@ int garp_announce(int ifindex, const struct sockaddr_storage *ip);
  * answered in mac_out, 0 when nobody answered, or -errno. Blocks. */
 int garp_probe(int ifindex, const struct sockaddr_storage *ip, uint8_t mac_out[GARP_MAC_LEN]);
 
+/* The same, listening listen_ms in all (probes spaced in proportion). */
+int garp_probe_ms(int ifindex, const struct sockaddr_storage *ip, unsigned listen_ms,
+                  uint8_t mac_out[GARP_MAC_LEN]);
+
 #endif

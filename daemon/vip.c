@@ -92,6 +92,7 @@ struct vip_op {
 	uv_work_t work;
 	int r;           /* result of the operation */
 	size_t fail_idx; /* the address r is about (r != 0) */
+	unsigned probe_ms;
 	char mac[GARP_MAC_STR_LEN];
 	char why[VIP_WHY_LEN];
 	struct vip_res res[]; /* one per v->ents */
@@ -109,6 +110,7 @@ struct vip {
 	unsigned ann_step; /* index in ann_at_ms of the next announcement */
 	unsigned pending_closes;
 	bool freeing;
+	unsigned probe_ms; /* how long a take probes for another holder */
 };
 
 static void start_next(struct vip *v);
@@ -185,6 +187,7 @@ vip_new(uv_loop_t *loop, const struct conf_vip *conf, struct vip **out, char *er
 	if (v == NULL)
 		return -ENOMEM;
 	v->loop = loop;
+	v->probe_ms = GARP_PROBE_LISTEN_MS;
 	if (conf != NULL && conf->present)
 		for (size_t i = 0; i < conf->n_intfs; i++)
 			n += conf->intfs[i].n_addrs;
@@ -256,7 +259,7 @@ take_resolve_probe(struct vip_op *op)
 	for (size_t i = 0; i < v->n_ents; i++) {
 		const struct vip_ent *e = &v->ents[i];
 		uint8_t mac[GARP_MAC_LEN];
-		int r = garp_probe(op->res[i].ifindex, &e->addr, mac);
+		int r = garp_probe_ms(op->res[i].ifindex, &e->addr, op->probe_ms, mac);
 
 		if (r == 1) {
 			op->fail_idx = i;
@@ -553,6 +556,7 @@ queue_op(struct vip *v, enum vip_op_kind kind, vip_done_fn cb, void *ctx)
 	op = mr_xcalloc(1, sizeof(*op) + v->n_ents * sizeof(op->res[0]));
 	op->v = v;
 	op->kind = kind;
+	op->probe_ms = v->probe_ms;
 	op->cb = cb;
 	op->ctx = ctx;
 	if (v->ops_tail != NULL)
@@ -720,4 +724,11 @@ vip_free(struct vip *v)
 	}
 	v->pending_closes++;
 	uv_close((uv_handle_t *)&v->ann_timer, on_timer_closed);
+}
+
+void
+vip_set_probe_ms(struct vip *v, unsigned ms)
+{
+	if (v != NULL)
+		v->probe_ms = ms < 20 ? 20 : ms > GARP_PROBE_LISTEN_MS ? GARP_PROBE_LISTEN_MS : ms;
 }

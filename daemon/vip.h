@@ -40,6 +40,11 @@ int vip_new(uv_loop_t *loop, const struct conf_vip *conf, struct vip **out, char
  * time: a take or release while another runs is queued behind it. */
 void vip_take(struct vip *v, vip_done_fn cb, void *ctx);
 
+/* How long a take probes for another holder of each address (20..100 ms;
+ * default 100). The module sets a fifth of its heartbeat timeout: a peer
+ * still holding the VIP answers an ARP probe within a millisecond on a LAN. */
+void vip_set_probe_ms(struct vip *v, unsigned ms);
+
 /* Remove every address; cb once (may be NULL), loop thread. */
 void vip_release(struct vip *v, vip_done_fn cb, void *ctx);
 

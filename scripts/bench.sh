@@ -309,7 +309,8 @@ section_replication() {
 
 section_failover() {
 	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/failover_bench.py \
-		--runs "$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)"; then
+		--runs "$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)" \
+		--soak-s "$([ "$QUICK" -eq 1 ] && echo 10 || echo 60)"; then
 		echo "bench.sh: failover section failed" >&2
 		: >"$WORK/failed"
 	fi

@@ -81,9 +81,12 @@ pidfile="$SVC_DIR/$HAMIRROR_NODE.pid"
 echo "stop_prim $* SIG$sig"
 [ -s "$pidfile" ] || exit 0
 pid=$(cat "$pidfile")
+alive() {  # running, and not a zombie waiting for a reaper
+	kill -0 "$1" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
 kill -s $sig "$pid" 2>/dev/null
-for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && exit 1
+for i in $(seq 100); do alive "$pid" || break; sleep 0.05; done
+alive "$pid" && exit 1
 rm -f "$pidfile"
 """
 
