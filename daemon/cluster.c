@@ -320,6 +320,27 @@ drain_queue(struct cluster *c)
 	}
 }
 
+/* defaultprim="<node>": once that node, our peer, is an up-to-date SECOND
+ * (Ready), the application moves back to it with a planned swap (SafeKit's
+ * "Transition SWAP from defaultprim"). */
+static void
+maybe_swap_back(struct cluster *c)
+{
+	struct mrd *m = c->m;
+	const struct conf_service *svc = &m->conf->service;
+
+	if (svc->defaultprim != CONF_DEFAULTPRIM_SERVER ||
+	    strcmp(svc->defaultprim_server, m->conf->nodes[m->peer_idx]) != 0)
+		return;
+	if (c->running || c->stopping || m->state != MRD_PRIM || m->readiness != MRD_READY ||
+	    !c->peer_heard || c->peer.state != MRD_SECOND || c->peer.readiness != MRD_READY ||
+	    !c->peer.uptodate)
+		return;
+	log_notice("fsm: defaultprim=%s is an up-to-date secondary: swapping back to it",
+	           svc->defaultprim_server);
+	run_event(c, FSM_EV_SWAP);
+}
+
 static void
 finish(struct cluster *c)
 {
@@ -333,6 +354,7 @@ finish(struct cluster *c)
 	if (row->next == MRD_WAIT && c->peer_heard)
 		enqueue(c, FSM_EV_PEER);
 	drain_queue(c);
+	maybe_swap_back(c);
 }
 
 static void
@@ -927,6 +949,7 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 	if (!handover)
 		c->peer_handover_seen = false;
 	run_event(c, FSM_EV_PEER);
+	maybe_swap_back(c);
 }
 
 static void

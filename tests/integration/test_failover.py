@@ -136,9 +136,11 @@ def setup(c):
 
 
 class Failover(unittest.TestCase):
+    cluster_config = {}
+
     def setUp(self):
         ht.require_root()
-        self.c = ht.Cluster(userconfig=CONFIG)
+        self.c = ht.Cluster(userconfig=CONFIG, **self.cluster_config)
         self.c.open()
         self.addCleanup(self.c.close)
         self.svc = setup(self.c)
@@ -317,6 +319,20 @@ class Failover(unittest.TestCase):
         self.assertEqual(self.st("n2")["state"], "SECOND")
         self.assertEqual(self.st("n1")["state"], "PRIM")
 
+    def test_vip_vanishing_on_the_primary_is_a_stopstart(self):
+        """The ip checker: the VIP deleted behind the primary's back -> stopstart: it
+        hands over to the SECOND, then starts again and rejoins as SECOND."""
+        c = self.c
+        self.start_pair()
+        c.run("n1", "ip", "addr", "del", ht.VIP_ADDR + "/32", "dev", "eth0")
+        # n2 takes over (ALONE, PRIM as soon as n1 rejoins as SECOND)
+        self.wait_states({"n2": ("PRIM", "Ready"), "n1": ("SECOND", "Ready")})
+        self.assertTrue(self.has_vip("n2"))
+        ht.wait_for(lambda: self.ask() == "n2", 10, what="the client reaches n2")
+        self.assertFalse(self.has_vip("n1"))
+        text = ht.read_text(c.node("n1").log_file)
+        self.assertIn("ip checker: the virtual IP vanished", text)
+
     def test_failover_off_makes_the_survivor_wait(self):
         c = self.c
         self.start_pair()
@@ -328,6 +344,29 @@ class Failover(unittest.TestCase):
         self.wait_states({"n2": ("WAIT", "NotReady")})
         self.assertFalse(self.has_vip("n2"))
         self.assertIsNone(self.ask())
+
+
+class DefaultPrim(Failover):
+    """defaultprim="n2": once n2 is an up-to-date SECOND, the application swaps back to
+    it on its own."""
+    cluster_config = {"defaultprim": "n2"}
+
+    def test_swaps_back_to_the_default_primary(self):
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("PRIM", "Ready"), "n1": ("SECOND", "Ready")}, 60)
+        self.assertTrue(self.has_vip("n2"))
+        ht.wait_for(lambda: self.ask() == "n2", 10, what="the service on n2")
+        self.assertIn("defaultprim=n2", ht.read_text(c.node("n1").log_file))
+
+
+# only the DefaultPrim test of its own class
+for _name in [n for n in dir(Failover) if n.startswith("test_")]:
+    setattr(DefaultPrim, _name, None)
 
 
 if __name__ == "__main__":
