@@ -81,7 +81,7 @@ struct cluster {
 	enum mrd_state from_state;
 	size_t act_idx;
 	bool running;
-	struct script_step steps[4];
+	struct script_step steps[3];
 	size_t n_steps, step_idx;
 	uint64_t poll_deadline_ms;
 	enum fsm_action polling; /* FSM_A_DRAIN, _HANDOVER, _WAIT_LINK or NONE */
@@ -102,6 +102,7 @@ struct cluster {
 	uv_timer_t start_timer;
 	uv_timer_t poll_timer;
 	uv_timer_t check_timer;
+	uv_async_t publish_async; /* cluster__diverged (any thread) -> publish (loop) */
 	int pending_closes;
 	bool stopping;
 };
@@ -195,7 +196,13 @@ cluster__diverged(struct mrd *m)
 	           " reason=\"first change without the peer\"",
 	           c->meta.gen.seq, c->meta.gen.id);
 	pthread_mutex_unlock(&c->meta_mu);
-	publish(c);
+	(void)uv_async_send(&c->publish_async); /* the heartbeat says so from the loop */
+}
+
+static void
+publish_async_cb(uv_async_t *a)
+{
+	publish(a->data);
 }
 
 static bool
@@ -444,6 +451,49 @@ run_next_script(struct cluster *c)
 	}
 }
 
+/* The scripts of a script action, in order (SafeKit's: start_both before
+ * start_prim/start_second, whose failure fails the action; stop scripts
+ * graceful then "force", failures only logged). Returns how many. */
+static size_t
+script_steps(enum fsm_action a, const struct conf_user *u, struct script_step out[3])
+{
+	const char *name = NULL;
+	bool start = false;
+
+	switch (a) {
+	case FSM_A_PRESTART:
+		out[0] = (struct script_step){ "prestart", false, false, u->starttimeout_ms };
+		return 1;
+	case FSM_A_TRANSITION:
+		out[0] = (struct script_step){ "transition", false, false, u->starttimeout_ms };
+		return 1;
+	case FSM_A_POSTSTOP:
+		out[0] = (struct script_step){ "stop_both", false, false, u->nicestoptimeout_ms };
+		out[1] = (struct script_step){ "stop_both", true, false, u->forcestoptimeout_ms };
+		out[2] = (struct script_step){ "poststop", false, false, u->nicestoptimeout_ms };
+		return 3;
+	case FSM_A_START_PRIM:
+	case FSM_A_START_SECOND:
+		start = true;
+		name = a == FSM_A_START_PRIM ? "start_prim" : "start_second";
+		break;
+	case FSM_A_STOP_PRIM:
+	case FSM_A_STOP_SECOND:
+		name = a == FSM_A_STOP_PRIM ? "stop_prim" : "stop_second";
+		break;
+	default:
+		return 0;
+	}
+	if (start) {
+		out[0] = (struct script_step){ "start_both", false, true, u->starttimeout_ms };
+		out[1] = (struct script_step){ name, false, true, u->starttimeout_ms };
+	} else {
+		out[0] = (struct script_step){ name, false, false, u->nicestoptimeout_ms };
+		out[1] = (struct script_step){ name, true, false, u->forcestoptimeout_ms };
+	}
+	return 2;
+}
+
 static void
 run_scripts(struct cluster *c, const struct script_step *steps, size_t n)
 {
@@ -645,62 +695,16 @@ step(struct cluster *c)
 	}
 	log_info("fsm: action=%s state=%s", fsm_action_name(a), mrd_state_name(c->row->next));
 	switch (a) {
-	case FSM_A_PRESTART: {
-		const struct script_step s[] = { { "prestart", false, false, u->starttimeout_ms } };
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
-	case FSM_A_POSTSTOP: {
-		const struct script_step s[] = {
-			{ "stop_both", false, false, u->nicestoptimeout_ms },
-			{ "stop_both", true, false, u->forcestoptimeout_ms },
-			{ "poststop", false, false, u->nicestoptimeout_ms },
-		};
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
-	case FSM_A_TRANSITION: {
-		const struct script_step s[] = { { "transition", false, false, u->starttimeout_ms } };
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
-	case FSM_A_START_PRIM: {
-		const struct script_step s[] = {
-			{ "start_both", false, true, u->starttimeout_ms },
-			{ "start_prim", false, true, u->starttimeout_ms },
-		};
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
-	case FSM_A_STOP_PRIM: {
-		const struct script_step s[] = {
-			{ "stop_prim", false, false, u->nicestoptimeout_ms },
-			{ "stop_prim", true, false, u->forcestoptimeout_ms },
-		};
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
-	case FSM_A_START_SECOND: {
-		const struct script_step s[] = {
-			{ "start_both", false, true, u->starttimeout_ms },
-			{ "start_second", false, true, u->starttimeout_ms },
-		};
-
-		run_scripts(c, s, ARRAY_SIZE(s));
-		return;
-	}
+	case FSM_A_PRESTART:
+	case FSM_A_POSTSTOP:
+	case FSM_A_TRANSITION:
+	case FSM_A_START_PRIM:
+	case FSM_A_STOP_PRIM:
+	case FSM_A_START_SECOND:
 	case FSM_A_STOP_SECOND: {
-		const struct script_step s[] = {
-			{ "stop_second", false, false, u->nicestoptimeout_ms },
-			{ "stop_second", true, false, u->forcestoptimeout_ms },
-		};
+		struct script_step s[3];
 
-		run_scripts(c, s, ARRAY_SIZE(s));
+		run_scripts(c, s, script_steps(a, u, s));
 		return;
 	}
 	case FSM_A_ARM_START: {
@@ -1289,7 +1293,9 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 	MR_BUG_ON(uv_timer_init(m->loop, &c->start_timer) != 0);
 	MR_BUG_ON(uv_timer_init(m->loop, &c->poll_timer) != 0);
 	MR_BUG_ON(uv_timer_init(m->loop, &c->check_timer) != 0);
+	MR_BUG_ON(uv_async_init(m->loop, &c->publish_async, publish_async_cb) != 0);
 	c->start_timer.data = c->poll_timer.data = c->check_timer.data = c;
+	c->publish_async.data = c;
 
 	r = vip_new(m->loop, &m->conf->vip, &c->vip, err, sizeof(err));
 	if (r < 0) {
@@ -1341,10 +1347,11 @@ err_handles:
 	m->cluster = NULL;
 	script_runner_free(c->scripts);
 	vip_free(c->vip);
-	c->pending_closes = 3;
+	c->pending_closes = 4;
 	uv_close((uv_handle_t *)&c->start_timer, close_cb);
 	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
 	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+	uv_close((uv_handle_t *)&c->publish_async, close_cb);
 	return r;
 err:
 	pthread_mutex_destroy(&c->meta_mu);
@@ -1361,6 +1368,16 @@ cluster_stop(struct mrd *m)
 	if (c == NULL)
 		return;
 	c->stopping = true;
+	if (mirror_current_role(m) != MIRROR_NONE) {
+		uint64_t seq = seq_to_keep(c);
+
+		pthread_mutex_lock(&c->meta_mu);
+		c->meta.last_seq = seq;
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+	}
+	/* unmount now, while the engine's divergence hook may still reach us */
+	mirror_stop(m);
 	m->cluster = NULL;
 	hb_stop(c->hb);
 	c->hb = NULL;
@@ -1371,16 +1388,9 @@ cluster_stop(struct mrd *m)
 		           "until the module is stopped (mirrorctl stop)");
 	vip_free(c->vip);
 	c->vip = NULL;
-	if (mirror_current_role(m) != MIRROR_NONE) {
-		uint64_t seq = seq_to_keep(c);
-
-		pthread_mutex_lock(&c->meta_mu);
-		c->meta.last_seq = seq;
-		meta_persist(c);
-		pthread_mutex_unlock(&c->meta_mu);
-	}
-	c->pending_closes = 3 + (c->witness_pending ? 1 : 0);
+	c->pending_closes = 4 + (c->witness_pending ? 1 : 0);
 	uv_close((uv_handle_t *)&c->start_timer, close_cb);
 	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
 	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+	uv_close((uv_handle_t *)&c->publish_async, close_cb);
 }

@@ -51,6 +51,19 @@ int conf_parse_bool(const char *s, bool *out);
 /* Parse a numeric IPv4 or IPv6 address (no names). Returns AF_INET/AF_INET6, or -EINVAL. */
 int conf_parse_ip(const char *s, struct sockaddr_storage *out);
 
+/* "IP" (port 0) or "IP:PORT" / "[IPv6]:PORT". Returns AF_INET/AF_INET6, or -EINVAL. */
+int conf_parse_ip_port(const char *s, struct sockaddr_storage *out);
+
+/* Port of an AF_INET/AF_INET6 address (host order), set it, and its length. */
+uint16_t conf_sa_port(const struct sockaddr_storage *ss);
+void conf_sa_set_port(struct sockaddr_storage *ss, uint16_t port);
+socklen_t conf_sa_len(const struct sockaddr_storage *ss);
+
+/* "198.18.0.1" / "fd00::1" (the address alone), and "IP" when the port is 0, else
+ * "IP:PORT" or "[IPv6]:PORT". "?" for anything else. */
+void conf_sa_ip_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+void conf_sa_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+
 /* Do a and b hold the same IP address (ports ignored)? */
 bool conf_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 

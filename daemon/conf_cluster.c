@@ -1487,44 +1487,6 @@ fill_to(struct pctx *p, const xmlNode *n, enum conf_check_kind kind, struct conf
 }
 
 
-/* A witness: "IP" (ICMP echo; port 0) or "IP:PORT" / "[IPv6]:PORT" (TCP connect). */
-static int
-parse_witness(const char *w, struct sockaddr_storage *ss)
-{
-	char host[CONF_ADDR_MAX];
-	const char *colon = strrchr(w, ':');
-	unsigned long port;
-	char *end;
-	size_t hl;
-
-	if (conf_parse_ip(w, ss) >= 0)
-		return 0;
-	if (colon == NULL || colon[1] == '\0')
-		return -EINVAL;
-	hl = (size_t)(colon - w);
-	if (w[0] == '[') {
-		if (hl < 3 || w[hl - 1] != ']')
-			return -EINVAL;
-		w++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, w, hl);
-	host[hl] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
-		return -EINVAL;
-	if (conf_parse_ip(host, ss) < 0)
-		return -EINVAL;
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-	return 0;
-}
-
 static void
 fill_splitbrain(struct pctx *p, const xmlNode *n)
 {
@@ -1551,7 +1513,7 @@ fill_splitbrain(struct pctx *p, const xmlNode *n)
 		struct sockaddr_storage ss;
 
 		tokens++;
-		if (parse_witness(w, &ss) < 0) {
+		if (conf_parse_ip_port(w, &ss) < 0) {
 			err_at(p, n, "arg",
 			       "witness \"%s\" is not valid; expected a numeric IP address (ICMP "
 			       "echo) or IP:PORT / [IPv6]:PORT (TCP connect)",
@@ -1972,9 +1934,7 @@ conf_cluster_canonical(const struct cluster_conf *c)
 		put_kv(f, "splitbrain.ident", c->splitbrain.ident);
 		for (size_t i = 0; i < c->splitbrain.n_witnesses; i++) {
 			const struct sockaddr_storage *w = &c->splitbrain.witnesses[i];
-			uint16_t port = ntohs(w->ss_family == AF_INET
-			                              ? ((const struct sockaddr_in *)w)->sin_port
-			                              : ((const struct sockaddr_in6 *)w)->sin6_port);
+			uint16_t port = conf_sa_port(w);
 
 			snprintf(k, sizeof(k), "splitbrain.witness.%zu", i);
 			put_addr(f, k, w);

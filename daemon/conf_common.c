@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * conf_common.c - pieces shared by the two configuration parsers: the error
- * list and the value parsers (durations, booleans, IP addresses, byte sizes).
+ * list, the value parsers (durations, booleans, IP addresses, byte sizes) and
+ * small socket-address helpers.
  *
  * Pure code, any thread, never logs. The value parsers are strict: no leading
  * or trailing blanks, no sign, no host names, so that what the admin wrote is
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Grows the list by doubling; the message is formatted once and owned by the
@@ -217,4 +219,94 @@ conf_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b
 		              &((const struct sockaddr_in6 *)b)->sin6_addr,
 		              sizeof(struct in6_addr)) == 0;
 	return false;
+}
+
+int
+conf_parse_ip_port(const char *s, struct sockaddr_storage *out)
+{
+	char host[CONF_ADDR_MAX];
+	const char *colon = strrchr(s, ':');
+	unsigned long port;
+	char *end;
+	size_t hl;
+	int af;
+
+	af = conf_parse_ip(s, out);
+	if (af >= 0)
+		return af;
+	if (colon == NULL || colon[1] == '\0')
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hl < 3 || s[hl - 1] != ']')
+			return -EINVAL;
+		s++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || port == 0 || port > 65535)
+		return -EINVAL;
+	af = conf_parse_ip(host, out);
+	if (af < 0)
+		return -EINVAL;
+	conf_sa_set_port(out, (uint16_t)port);
+	return af;
+}
+
+uint16_t
+conf_sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+void
+conf_sa_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+socklen_t
+conf_sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+void
+conf_sa_ip_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = NULL;
+
+	if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (a == NULL || inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+		(void)snprintf(buf, len, "?");
+}
+
+void
+conf_sa_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	uint16_t port = conf_sa_port(ss);
+
+	conf_sa_ip_str(ss, ip, sizeof(ip));
+	if (port == 0 || ip[0] == '?')
+		(void)snprintf(buf, len, "%s", ip);
+	else if (ss->ss_family == AF_INET6)
+		(void)snprintf(buf, len, "[%s]:%u", ip, port);
+	else
+		(void)snprintf(buf, len, "%s:%u", ip, port);
 }

@@ -157,7 +157,7 @@ const struct fsm_row fsm_table[] = {
 	  "secondary failed (see the log)" },
 
 	/* ---- ALONE ---- */
-	{ MRD_ALONE, R_RD, FSM_EV_LINK_UP, FSM_G_ANY, A(FSM_A_TRANSITION), MRD_PRIM, MRD_READY,
+	{ MRD_ALONE, R_ANY, FSM_EV_LINK_UP, FSM_G_ANY, A(FSM_A_TRANSITION), MRD_PRIM, MRD_READY,
 	  "primary: mirroring to the secondary" },
 	{ MRD_ALONE, R_ANY, FSM_EV_PEER_LOST, FSM_G_HAS_WITNESS, A(FSM_A_WITNESS), MRD_ALONE,
 	  MRD_TRANSIENT, "peer lost: checking the split-brain witness" },
@@ -168,6 +168,8 @@ const struct fsm_row fsm_table[] = {
 	  "released; waiting for heartbeats or `mirrorctl prim`" },
 	{ MRD_ALONE, R_ANY, FSM_EV_PEER, FSM_G_PEER_PRIMARY, NOACT, MRD_ALONE, MRD_NOTREADY,
 	  "SPLIT BRAIN: the peer is primary too; choose with `mirrorctl second` on one node" },
+	{ MRD_ALONE, R_NR, FSM_EV_PEER, FSM_G_PEER_NOT_PRIMARY, NOACT, MRD_ALONE, MRD_READY,
+	  "primary without secondary: the peer is not primary any more" },
 	{ MRD_ALONE, R_ANY, FSM_EV_SECOND, FSM_G_PEER_PRIMARY,
 	  A(FSM_A_STOP_PRIM, FSM_A_VIP_RELEASE, FSM_A_UNMOUNT, FSM_A_MARK_STALE, JOIN_SECOND),
 	  MRD_SECOND, MRD_TRANSIENT, "secondary by `mirrorctl second`: this node's changes are "
@@ -198,6 +200,8 @@ const struct fsm_row fsm_table[] = {
 	  MRD_WAIT, MRD_TRANSIENT, "the virtual IP vanished: stopstart, handed over to the peer" },
 	{ MRD_PRIM, R_ANY, FSM_EV_PEER, FSM_G_PEER_PRIMARY, NOACT, MRD_PRIM, MRD_NOTREADY,
 	  "SPLIT BRAIN: the peer is primary too" },
+	{ MRD_PRIM, R_NR, FSM_EV_PEER, FSM_G_PEER_NOT_PRIMARY, NOACT, MRD_PRIM, MRD_READY,
+	  "primary: the peer is not primary any more" },
 	{ MRD_PRIM, R_ANY, FSM_EV_FAILED, FSM_G_ANY, A(LEAVE_PRIM), MRD_STOP, MRD_NOTREADY,
 	  "a step failed as primary (see the log): stopped here" },
 

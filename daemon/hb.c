@@ -240,6 +240,7 @@ struct hb {
 	struct hb_replay newest;
 	struct hb_info peer_info;
 	struct log_rl rl_poll;
+	bool rx_post; /* a burst being read has something for the loop */
 
 	/* loop thread only */
 	bool stopping;
@@ -384,64 +385,6 @@ hb_replay_accept(struct hb_replay *r, uint64_t epoch, uint64_t seq)
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
-
-static void
-set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
-static void
-sa_set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
-	else if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-}
-
-static socklen_t
-sa_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
-/* The address alone ("198.18.0.1", "fd00::1"). */
-static void
-sa_ip_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const void *a = NULL;
-
-	if (ss->ss_family == AF_INET)
-		a = &((const struct sockaddr_in *)ss)->sin_addr;
-	else if (ss->ss_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	if (a == NULL || inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
-		(void)snprintf(buf, len, "?");
-}
-
-/* "ip:port" or "[ip6]:port". */
-static void
-sa_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	sa_ip_str(ss, ip, sizeof(ip));
-	if (ss->ss_family == AF_INET6)
-		(void)snprintf(buf, len, "[%s]:%u", ip,
-		               ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
-	else
-		(void)snprintf(buf, len, "%s:%u", ip,
-		               ntohs(((const struct sockaddr_in *)ss)->sin_port));
-}
-
 static bool
 info_equal(const struct hb_info *a, const struct hb_info *b)
 {
@@ -547,7 +490,7 @@ drop(struct hb *h, struct hb_net *n, enum hb_drop kind, const struct sockaddr_st
 	 * two), and a flood of one kind would hide the others. Same format. */
 	if (!log_rl_allow(&n->rl_drop[kind], HB_LOG_MS, &sup))
 		return;
-	sa_ip_str(from, ip, sizeof(ip));
+	conf_sa_ip_str(from, ip, sizeof(ip));
 	log_warn("hb: dropped heartbeat net=%s from=%s reason=%s%s (suppressed=%u)", n->conf->name,
 	         ip, reason, extra, sup);
 }
@@ -572,7 +515,7 @@ send_one(struct hb *h, struct hb_net *n, const struct hb_info *info)
 	if (r >= 0) {
 		do
 			sent = sendto(n->fd, buf, sizeof(buf), MSG_NOSIGNAL,
-			              (const struct sockaddr *)&n->peer, sa_len(&n->peer));
+			              (const struct sockaddr *)&n->peer, conf_sa_len(&n->peer));
 		while (sent == -1 && errno == EINTR);
 		r = sent == -1 ? -errno : 0;
 	}
@@ -615,7 +558,7 @@ rx_valid(struct hb *h, struct hb_net *n, const struct hb_msg *m, uint64_t now)
 	}
 	MR_BUG_ON(pthread_mutex_unlock(&h->lock) != 0);
 	if (post)
-		MR_BUG_ON(uv_async_send(&h->async) != 0);
+		h->rx_post = true; /* posted once per burst (rx_net): only the newest counts */
 	if (net_up) {
 		n->up_logged = true;
 		log_debug("hb: network up net=%s peer=%s", n->conf->name, n->peer_str);
@@ -674,8 +617,23 @@ rx_one(struct hb *h, struct hb_net *n, const uint8_t *buf, size_t len,
 	rx_valid(h, n, &m, now);
 }
 
+static void rx_burst(struct hb *h, struct hb_net *n);
+
+/* Read what is queued on n, then wake the loop once: a burst of datagrams
+ * held back while a link was down reaches the state machine as its newest
+ * info only, not as a replay of every state the peer went through. */
 static void
 rx_net(struct hb *h, struct hb_net *n)
+{
+	rx_burst(h, n);
+	if (h->rx_post) {
+		h->rx_post = false;
+		MR_BUG_ON(uv_async_send(&h->async) != 0);
+	}
+}
+
+static void
+rx_burst(struct hb *h, struct hb_net *n)
 {
 	uint8_t buf[HB_WIRE_BYTES];
 	struct sockaddr_storage from;
@@ -849,17 +807,17 @@ read_key(struct hb *h, const char *path, char *err, size_t err_len)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd == -1) {
 		r = -errno;
-		set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
+		mr_set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
 		return r;
 	}
 	if (fstat(fd, &st) == -1) {
 		r = -errno;
-		set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
+		mr_set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = MR_ECONFIG;
-		set_err(err, err_len, "key file %s: not a regular file", path);
+		mr_set_err(err, err_len, "key file %s: not a regular file", path);
 		goto out;
 	}
 	while (len < sizeof(buf)) {
@@ -868,7 +826,7 @@ read_key(struct hb *h, const char *path, char *err, size_t err_len)
 			continue;
 		if (n == -1) {
 			r = -errno;
-			set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
+			mr_set_err(err, err_len, "key file %s: %s", path, mr_strerror(r));
 			goto out;
 		}
 		if (n == 0)
@@ -877,13 +835,13 @@ read_key(struct hb *h, const char *path, char *err, size_t err_len)
 	}
 	if (len < HB_KEY_MIN_BYTES) {
 		r = MR_ECONFIG;
-		set_err(err, err_len, "key file %s: %zu bytes, at least %d needed", path, len,
+		mr_set_err(err, err_len, "key file %s: %zu bytes, at least %d needed", path, len,
 		        HB_KEY_MIN_BYTES);
 		goto out;
 	}
 	if (len > HB_KEY_MAX_BYTES) {
 		r = MR_ECONFIG;
-		set_err(err, err_len, "key file %s: %jd bytes, at most %d allowed", path,
+		mr_set_err(err, err_len, "key file %s: %jd bytes, at most %d allowed", path,
 		        (intmax_t)(st.st_size > (off_t)len ? st.st_size : (off_t)len),
 		        HB_KEY_MAX_BYTES);
 		goto out;
@@ -907,30 +865,30 @@ open_net(struct hb_net *n, char *err, size_t err_len)
 	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
 	if (fd == -1) {
 		r = -errno;
-		set_err(err, err_len, "socket for %s: %s", n->local_str, mr_strerror(r));
+		mr_set_err(err, err_len, "socket for %s: %s", n->local_str, mr_strerror(r));
 		return r;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1) {
 		r = -errno;
-		set_err(err, err_len, "SO_REUSEADDR on %s: %s", n->local_str, mr_strerror(r));
+		mr_set_err(err, err_len, "SO_REUSEADDR on %s: %s", n->local_str, mr_strerror(r));
 		goto err_close;
 	}
 	if (family == AF_INET6) {
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1 ||
 		    setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) == -1) {
 			r = -errno;
-			set_err(err, err_len, "IPv6 options on %s: %s", n->local_str,
+			mr_set_err(err, err_len, "IPv6 options on %s: %s", n->local_str,
 			        mr_strerror(r));
 			goto err_close;
 		}
 	} else if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) == -1) {
 		r = -errno;
-		set_err(err, err_len, "IP_TOS on %s: %s", n->local_str, mr_strerror(r));
+		mr_set_err(err, err_len, "IP_TOS on %s: %s", n->local_str, mr_strerror(r));
 		goto err_close;
 	}
-	if (bind(fd, (const struct sockaddr *)&n->local, sa_len(&n->local)) == -1) {
+	if (bind(fd, (const struct sockaddr *)&n->local, conf_sa_len(&n->local)) == -1) {
 		r = -errno;
-		set_err(err, err_len, "bind %s: %s", n->local_str, mr_strerror(r));
+		mr_set_err(err, err_len, "bind %s: %s", n->local_str, mr_strerror(r));
 		goto err_close;
 	}
 	n->fd = fd;
@@ -1001,7 +959,7 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 	*out = NULL;
 	if (self_idx < 0 || self_idx >= CONF_NODES || conf->heart.n_hbs == 0 ||
 	    conf->heart.n_hbs > UINT8_MAX || module == NULL || strlen(module) > HB_MODULE_BYTES) {
-		set_err(err, err_len, "heartbeat: invalid arguments (node index %d, %zu networks)",
+		mr_set_err(err, err_len, "heartbeat: invalid arguments (node index %d, %zu networks)",
 		        self_idx, conf->heart.n_hbs);
 		return -EINVAL;
 	}
@@ -1043,7 +1001,7 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 		n->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : conf->heart.timeout_ms;
 		if (n->pulse_ms == 0 || n->timeout_ms == 0) {
 			r = MR_ECONFIG;
-			set_err(err, err_len, "heartbeat %s: pulse and timeout must be set",
+			mr_set_err(err, err_len, "heartbeat %s: pulse and timeout must be set",
 			        c->name);
 			goto err_free;
 		}
@@ -1051,14 +1009,14 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 			h->first_timeout_ms = n->timeout_ms;
 		n->local = c->servers[h->self_idx].addr;
 		n->peer = c->servers[h->peer_idx].addr;
-		sa_set_port(&n->local, conf->heart.port);
-		sa_set_port(&n->peer, conf->heart.port);
-		sa_str(&n->local, n->local_str, sizeof(n->local_str));
-		sa_str(&n->peer, n->peer_str, sizeof(n->peer_str));
+		conf_sa_set_port(&n->local, conf->heart.port);
+		conf_sa_set_port(&n->peer, conf->heart.port);
+		conf_sa_str(&n->local, n->local_str, sizeof(n->local_str));
+		conf_sa_str(&n->peer, n->peer_str, sizeof(n->peer_str));
 		if (n->local.ss_family != n->peer.ss_family ||
 		    (n->local.ss_family != AF_INET && n->local.ss_family != AF_INET6)) {
 			r = MR_ECONFIG;
-			set_err(err, err_len, "heartbeat %s: %s and %s are not of one family",
+			mr_set_err(err, err_len, "heartbeat %s: %s and %s are not of one family",
 			        c->name, n->local_str, n->peer_str);
 			goto err_free;
 		}
@@ -1071,18 +1029,18 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 	h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (h->wake_fd == -1) {
 		r = -errno;
-		set_err(err, err_len, "eventfd: %s", mr_strerror(r));
+		mr_set_err(err, err_len, "eventfd: %s", mr_strerror(r));
 		goto err_free;
 	}
 	h->pfds[0] = (struct pollfd){ .fd = h->wake_fd, .events = POLLIN };
 	r = -pthread_mutex_init(&h->lock, NULL);
 	if (r < 0) {
-		set_err(err, err_len, "mutex: %s", mr_strerror(r));
+		mr_set_err(err, err_len, "mutex: %s", mr_strerror(r));
 		goto err_free;
 	}
 	r = uv_async_init(loop, &h->async, async_cb);
 	if (r < 0) {
-		set_err(err, err_len, "uv_async_init: %s", mr_strerror(r));
+		mr_set_err(err, err_len, "uv_async_init: %s", mr_strerror(r));
 		hb_free(h, true);
 		return r;
 	}
@@ -1096,7 +1054,7 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 	r = -pthread_create(&h->thread, NULL, hb_thread, h);
 	MR_BUG_ON(pthread_sigmask(SIG_SETMASK, &old, NULL) != 0);
 	if (r < 0) {
-		set_err(err, err_len, "heartbeat thread: %s", mr_strerror(r));
+		mr_set_err(err, err_len, "heartbeat thread: %s", mr_strerror(r));
 		close_fds(h);
 		uv_close((uv_handle_t *)&h->async, async_close_cb);
 		return r;

@@ -131,45 +131,6 @@ static void conn_pump(struct peer_conn *c);
 
 /* ---- small helpers --------------------------------------------------------- */
 
-/* "ip:port" ("[ip6]:port"), or only the address when the port is 0. */
-static void
-sa_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-
-		(void)inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		port = ntohs(sin->sin_port);
-		if (port != 0)
-			(void)snprintf(buf, len, "%s:%u", ip, port);
-		else
-			(void)snprintf(buf, len, "%s", ip);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-
-		(void)inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(sin6->sin6_port);
-		if (port != 0)
-			(void)snprintf(buf, len, "[%s]:%u", ip, port);
-		else
-			(void)snprintf(buf, len, "%s", ip);
-	} else {
-		(void)snprintf(buf, len, "?");
-	}
-}
-
-static void
-sa_set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
-	else if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-}
-
 static void
 hex16(const uint8_t h[16], char out[33])
 {
@@ -916,7 +877,7 @@ on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
-	sa_str(&ss, c->addr, sizeof(c->addr));
+	conf_sa_str(&ss, c->addr, sizeof(c->addr));
 	(void)snprintf(c->who, sizeof(c->who), "peer=%s", c->addr);
 	if (!conf_ip_equal(&ss, &p->remote)) {
 		fail_log(p, LOG_LVL_WARN, "connection refused", c->who,
@@ -991,10 +952,10 @@ peer_start(struct mrd *m, const struct peer_cbs *cbs, void *ctx, struct peer **o
 	p->backoff_ms = PEER_BACKOFF_MIN_MS;
 	p->local = hb->servers[m->self_idx].addr;
 	p->remote = hb->servers[m->peer_idx].addr;
-	sa_set_port(&p->local, p->client ? 0 : m->conf->rfs.port);
-	sa_set_port(&p->remote, p->client ? m->conf->rfs.port : 0);
-	sa_str(&p->local, p->local_str, sizeof(p->local_str));
-	sa_str(&p->remote, p->remote_str, sizeof(p->remote_str));
+	conf_sa_set_port(&p->local, p->client ? 0 : m->conf->rfs.port);
+	conf_sa_set_port(&p->remote, p->client ? m->conf->rfs.port : 0);
+	conf_sa_str(&p->local, p->local_str, sizeof(p->local_str));
+	conf_sa_str(&p->remote, p->remote_str, sizeof(p->remote_str));
 
 	r = tls_ctx_new(m->node, m->node->name, &p->ssl_ctx, err, sizeof(err));
 	if (r < 0) {

@@ -40,21 +40,6 @@ _Static_assert(HELLO_FIXED + 2u * STR_MAX_LEN <= PROTO_MAX_PAYLOAD, "HELLO must 
 
 static const char empty[1] = "";
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
-
-/* Format a reason into err (which may be NULL or 0 bytes long). */
-static void
-set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 /* Largest valid payload of each type, so a reader can refuse an oversized
  * frame from its header alone, before buffering it. */
 static uint32_t
@@ -339,15 +324,15 @@ proto_hdr_decode(const uint8_t hdr[PROTO_HDR_LEN], uint16_t *type, uint32_t *pay
 	uint16_t flags = be16(hdr + 6);
 
 	if (flags != 0) {
-		set_err(err, err_len, "reserved flags 0x%04x set in frame header", flags);
+		mr_set_err(err, err_len, "reserved flags 0x%04x set in frame header", flags);
 		return MR_EPROTO;
 	}
 	if (type_max_payload(t) == 0) {
-		set_err(err, err_len, "unknown frame type %u", t);
+		mr_set_err(err, err_len, "unknown frame type %u", t);
 		return MR_EPROTO;
 	}
 	if (len > type_max_payload(t)) {
-		set_err(err, err_len, "%s frame of %u bytes exceeds the %u-byte limit",
+		mr_set_err(err, err_len, "%s frame of %u bytes exceeds the %u-byte limit",
 		        proto_type_name(t), len, type_max_payload(t));
 		return MR_ETOOBIG;
 	}
@@ -382,15 +367,15 @@ proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct
 		msg->u.ping.token = rd_u64(&r, "token");
 		break;
 	default:
-		set_err(err, err_len, "unknown message type %u", type);
+		mr_set_err(err, err_len, "unknown message type %u", type);
 		return MR_EPROTO;
 	}
 	if (r.what != NULL) {
-		set_err(err, err_len, "%s: %s in field %s", proto_type_name(type), r.what, r.field);
+		mr_set_err(err, err_len, "%s: %s in field %s", proto_type_name(type), r.what, r.field);
 		goto err;
 	}
 	if (r.left != 0) {
-		set_err(err, err_len, "%s: %zu trailing bytes", proto_type_name(type), r.left);
+		mr_set_err(err, err_len, "%s: %zu trailing bytes", proto_type_name(type), r.left);
 		goto err;
 	}
 	return 0;
@@ -584,27 +569,27 @@ proto_path_check(const struct proto_str *path, bool allow_empty, char *err, size
 	if (path->len == 0) {
 		if (allow_empty)
 			return 0;
-		set_err(err, err_len, "empty path");
+		mr_set_err(err, err_len, "empty path");
 		return MR_EPROTO;
 	}
 	if (path->p == NULL) {
-		set_err(err, err_len, "path has no bytes");
+		mr_set_err(err, err_len, "path has no bytes");
 		return MR_EPROTO;
 	}
 	if (path->len > STR_MAX_LEN) {
-		set_err(err, err_len, "path of %u bytes is longer than %u", path->len, STR_MAX_LEN);
+		mr_set_err(err, err_len, "path of %u bytes is longer than %u", path->len, STR_MAX_LEN);
 		return MR_EPROTO;
 	}
 	if (memchr(path->p, '\0', path->len) != NULL) {
-		set_err(err, err_len, "NUL byte in path");
+		mr_set_err(err, err_len, "NUL byte in path");
 		return MR_EPROTO;
 	}
 	if (path->p[0] == '/') {
-		set_err(err, err_len, "absolute path");
+		mr_set_err(err, err_len, "absolute path");
 		return MR_EPROTO;
 	}
 	if (path->p[path->len - 1] == '/') {
-		set_err(err, err_len, "trailing '/' in path");
+		mr_set_err(err, err_len, "trailing '/' in path");
 		return MR_EPROTO;
 	}
 	/* Components are [start, i): never empty, ".", or "..". */
@@ -615,12 +600,12 @@ proto_path_check(const struct proto_str *path, bool allow_empty, char *err, size
 			continue;
 		n = i - start;
 		if (n == 0) {
-			set_err(err, err_len, "empty component in path");
+			mr_set_err(err, err_len, "empty component in path");
 			return MR_EPROTO;
 		}
 		if ((n == 1 && path->p[start] == '.') ||
 		    (n == 2 && path->p[start] == '.' && path->p[start + 1] == '.')) {
-			set_err(err, err_len, "'%.*s' component in path", (int)n, path->p + start);
+			mr_set_err(err, err_len, "'%.*s' component in path", (int)n, path->p + start);
 			return MR_EPROTO;
 		}
 		start = i + 1;

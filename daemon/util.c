@@ -6,6 +6,9 @@
  */
 #include "util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,4 +79,16 @@ mr_raise_nofile(void)
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return -errno;
 	return 0;
+}
+
+void
+mr_set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
 }

@@ -45,6 +45,9 @@ void *mr_xcalloc(size_t n, size_t size);
 /* strdup() that aborts on ENOMEM. */
 char *mr_xstrdup(const char *s);
 
+/* Format a reason into err (which may be NULL or 0 bytes long). */
+void mr_set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
+
 /* Raise RLIMIT_NOFILE soft limit to the hard limit. Returns 0 or -errno. */
 int mr_raise_nofile(void);
 

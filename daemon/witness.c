@@ -117,41 +117,6 @@ fill_random(void *buf, size_t len)
 	}
 }
 
-static void
-wit_str(const struct sockaddr_storage *ss, char *out, size_t out_len, bool *tcp)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	uint16_t port;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-
-		(void)inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		port = ntohs(sin->sin_port);
-		*tcp = port != 0;
-		if (port != 0)
-			snprintf(out, out_len, "%s:%u", ip, port);
-		else
-			snprintf(out, out_len, "%s", ip);
-	} else {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-
-		(void)inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(sin6->sin6_port);
-		*tcp = port != 0;
-		if (port != 0)
-			snprintf(out, out_len, "[%s]:%u", ip, port);
-		else
-			snprintf(out, out_len, "%s", ip);
-	}
-}
-
-static socklen_t
-ss_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
-
 /* A raw ICMP socket that only sees echo replies. Returns the fd or -errno. */
 static int
 icmp_open(int family)
@@ -195,7 +160,7 @@ icmp_send(const struct probe *pr, struct wit *w, unsigned k)
 		put16(msg + 2, inet_csum(msg, sizeof(msg)));
 	do {
 		n = sendto(w->icmp_fd, msg, sizeof(msg), 0, (const struct sockaddr *)w->addr,
-		           ss_len(w->addr));
+		           conf_sa_len(w->addr));
 	} while (n == -1 && errno == EINTR);
 	return n == -1 ? -errno : 0;
 }
@@ -269,7 +234,7 @@ tcp_start(struct wit *w, unsigned k)
 
 	if (fd == -1)
 		return -errno;
-	if (connect(fd, (const struct sockaddr *)w->addr, ss_len(w->addr)) == 0 ||
+	if (connect(fd, (const struct sockaddr *)w->addr, conf_sa_len(w->addr)) == 0 ||
 	    errno == ECONNREFUSED) {
 		(void)close(fd);
 		return 1;
@@ -356,7 +321,8 @@ witness_probe(const struct sockaddr_storage *addrs, size_t n, unsigned timeout_m
 			snprintf(w->str, sizeof(w->str), "?");
 			continue;
 		}
-		wit_str(w->addr, w->str, sizeof(w->str), &w->tcp);
+		conf_sa_str(w->addr, w->str, sizeof(w->str));
+		w->tcp = conf_sa_port(w->addr) != 0;
 		if (!w->tcp) {
 			w->icmp_fd = icmp_open(w->addr->ss_family);
 			if (w->icmp_fd < 0) {

@@ -36,7 +36,7 @@ rm -f "$tsan.build.log"
 echo "test.sh: unit, shim and replication tests under ThreadSanitizer"
 if ! TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
 	ctest --test-dir "$tsan" --output-on-failure --timeout 600 \
-	-R '^unit\.|^integration\.(shim_(api|stress)|replication)$' >"$tsan.ctest.log" 2>&1; then
+	-R '^unit\.|^integration\.(shim_(api|stress)|replication|failover)$' >"$tsan.ctest.log" 2>&1; then
 	cat "$tsan.ctest.log"
 	echo "test.sh: ThreadSanitizer run failed" >&2
 	exit 1

@@ -113,40 +113,6 @@ parse_vip_addr(const char *s, struct conf_vip_addr *va)
 	(void)mr_strlcpy(va->where, "one_side_alias", sizeof(va->where));
 }
 
-/* "IP", "IP:PORT" or "[IPv6]:PORT" (the config's witness syntax). */
-static int
-parse_witness(const char *w, struct sockaddr_storage *ss)
-{
-	char host[CONF_ADDR_MAX];
-	const char *colon = strrchr(w, ':');
-	size_t hl;
-	unsigned port;
-
-	if (conf_parse_ip(w, ss) >= 0)
-		return 0;
-	if (colon == NULL)
-		return -EINVAL;
-	hl = (size_t)(colon - w);
-	if (w[0] == '[') {
-		if (hl < 3 || w[hl - 1] != ']')
-			return -EINVAL;
-		w++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, w, hl);
-	host[hl] = '\0';
-	port = parse_uint(colon + 1);
-	if (port == 0 || port > 65535 || conf_parse_ip(host, ss) < 0)
-		return -EINVAL;
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-	return 0;
-}
-
 static void
 print_check(struct tool *t, bool always)
 {
@@ -357,7 +323,7 @@ cmd_witness(int argc, char **argv)
 			timeout_ms = parse_uint(argv[++i]);
 		else if (strcmp(argv[i], "--sync") == 0)
 			sync = true;
-		else if (n < ARRAY_SIZE(addrs) && parse_witness(argv[i], &addrs[n]) == 0)
+		else if (n < ARRAY_SIZE(addrs) && conf_parse_ip_port(argv[i], &addrs[n]) >= 0)
 			n++;
 		else
 			usage();

@@ -315,6 +315,13 @@ failover_rules(void **state)
 	r = look(MRD_ALONE, MRD_TRANSIENT, FSM_EV_WITNESS_OK, &v);
 	assert_int_equal(r->next, MRD_ALONE);
 	assert_int_equal(r->next_ready, MRD_READY);
+	/* a primary that saw the peer as primary too recovers when it no longer is */
+	v = healthy();
+	v.peer_state = MRD_ALONE;
+	assert_int_equal(look(MRD_ALONE, MRD_READY, FSM_EV_PEER, &v)->next_ready, MRD_NOTREADY);
+	v.peer_state = MRD_SECOND;
+	assert_int_equal(look(MRD_ALONE, MRD_NOTREADY, FSM_EV_PEER, &v)->next_ready, MRD_READY);
+	assert_int_equal(look(MRD_ALONE, MRD_NOTREADY, FSM_EV_LINK_UP, &v)->next, MRD_PRIM);
 	/* the primary stopped (not transient, no handover): the SECOND takes over */
 	v = healthy();
 	v.peer_state = MRD_STOP;
