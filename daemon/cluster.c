@@ -88,6 +88,7 @@ struct cluster {
 	bool handover;           /* HB_F_HANDOVER set */
 	uint64_t handover_seq;
 
+	char fail_detail[256]; /* why the last action failed, for the FAILED row's message */
 	enum fsm_event queue[CLUSTER_QUEUE_MAX];
 	size_t qn;
 
@@ -374,6 +375,7 @@ action_done(struct cluster *c, int result, enum fsm_event fail_ev)
 
 		log_warn("fsm: action=%s failed in %s: %s", fsm_action_name(row->actions[c->act_idx]),
 		         mrd_state_name(row->next), fsm_event_name(fail_ev));
+		(void)snprintf(c->fail_detail, sizeof(c->fail_detail), "%s", c->m->message);
 		c->running = false;
 		c->row = NULL;
 		c->polling = FSM_A_NONE;
@@ -869,6 +871,10 @@ run_event(struct cluster *c, enum fsm_event ev)
 	c->running = true;
 	set_state(c, row->next, row->actions[0] == FSM_A_NONE ? row->next_ready : MRD_TRANSIENT,
 	          row->message);
+	if (ev == FSM_EV_FAILED && c->fail_detail[0] != '\0')
+		(void)snprintf(m->message, sizeof(m->message), "%.120s: %.120s", row->message,
+		               c->fail_detail);
+	c->fail_detail[0] = '\0';
 	step(c);
 }
 

@@ -71,6 +71,10 @@ START_PRIM = """#!/bin/sh
 pidfile="$SVC_DIR/$HAMIRROR_NODE.pid"
 echo "start_prim $*"
 echo "$*" >> "$SVC_DIR/$HAMIRROR_NODE.start_prim"
+if [ -e "$SVC_DIR/fail-$HAMIRROR_NODE" ]; then
+	echo "start_prim: failing on purpose"
+	exit 3
+fi
 setsid %s -c '%s' </dev/null >/dev/null 2>&1 &
 echo $! > "$pidfile"
 """ % (PORT, sys.executable, SERVICE.replace("'", "'\"'\"'"))
@@ -370,6 +374,22 @@ class Failover(unittest.TestCase):
         self.assertFalse(self.has_vip("n1"))
         text = ht.read_text(c.node("n1").log_file)
         self.assertIn("ip checker: the virtual IP vanished", text)
+
+    def test_failing_start_prim_stops_the_node_and_the_peer_takes_over(self):
+        """swap to n2, whose start_prim fails: n2 stops (STOP NotReady, VIP released)
+        and n1, up to date, takes the service back."""
+        c = self.c
+        self.start_pair()
+        open(os.path.join(self.svc, "fail-n2"), "w").close()
+        rc, out, err = c.ctl("n1", "swap")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")}, 60)
+        self.assertIn("start_prim", self.st("n2")["message"])
+        self.assertTrue(self.has_vip("n1"))
+        self.assertFalse(self.has_vip("n2"))
+        ht.wait_for(lambda: self.ask() == "n1", 10, what="the service back on n1")
+        log = os.path.join(c.node("n2").log_dir, "%s.start_prim.log" % c.module)
+        self.assertIn("failing on purpose", ht.read_text(log))
 
     def test_failover_off_makes_the_survivor_wait(self):
         c = self.c
