@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -71,7 +72,14 @@ struct apply {
 	bool fail_reported;    /* loop thread */
 	uv_async_t wake;
 
+	apply_rs_fn rs_cb;     /* loop thread */
+	bool rs_pending;       /* mu: an RS_END result waits for the loop */
+	uint64_t rs_end_seq;   /* mu */
+	uint64_t rs_result;    /* mu: failures of that pass */
+
 	/* apply thread only */
+	bool rs_active;       /* between RS_BEGIN and RS_END */
+	uint64_t rs_failures; /* live ops that found stale paths during the pass */
 	struct fmap_ent *map;
 	size_t map_cap;
 	size_t map_n;
@@ -333,6 +341,268 @@ pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* ---- resync records (apply thread) ---------------------------------------- */
+
+/* Remove name in dfd, whatever it is (a directory with everything below it).
+ * Never follows symlinks; ENOENT is success. */
+static int
+rm_rf_at(int dfd, const char *name, unsigned depth)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int fd, r = 0;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) == -1 && errno != ENOENT ? -errno : 0;
+	if (depth > 4096)
+		return -ELOOP;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	while (r == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		r = rm_rf_at(dirfd(d), e->d_name, depth + 1);
+	}
+	(void)closedir(d);
+	if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+/* Is name one of the NUL-terminated names in list? */
+static bool
+in_name_list(const char *name, const char *list, size_t len)
+{
+	size_t n = strlen(name);
+	const char *p = list, *end = list + len;
+
+	while (p < end) {
+		size_t l = strnlen(p, (size_t)(end - p));
+
+		if (l == n && memcmp(p, name, n) == 0)
+			return true;
+		p += l + 1;
+	}
+	return false;
+}
+
+/* Make dfd/base an object of type fmt (S_IFDIR, S_IFREG...): anything else of
+ * that name goes first. Returns 1 if it exists with that type, 0 if it does
+ * not exist (any more), or -errno. */
+static int
+rs_prepare(int dfd, const char *base, mode_t fmt)
+{
+	struct stat st;
+
+	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if ((st.st_mode & S_IFMT) == fmt)
+		return 1;
+	return rm_rf_at(dfd, base, 0);
+}
+
+static int
+rs_dir(struct apply *a, const struct proto_op *op)
+{
+	const char *base = NULL, *names = op->data;
+	int dfd = -1, fd = -1, r;
+	DIR *d;
+	struct dirent *e;
+
+	if (op->path.len == 0) {
+		fd = openat2_beneath(a->roots[op->dir], ".", O_RDONLY | O_DIRECTORY);
+	} else {
+		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+		if (r < 0)
+			return r;
+		r = rs_prepare(dfd, base, S_IFDIR);
+		if (r == 0 && mkdirat(dfd, base, op->mode & 07777) == -1)
+			r = -errno;
+		if (r >= 0 && (fchownat(dfd, base, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) == -1 ||
+		               fchmodat(dfd, base, op->mode & 07777, 0) == -1))
+			r = -errno;
+		if (r >= 0)
+			fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close_parent(a, op->dir, dfd);
+		if (r < 0)
+			return r;
+	}
+	if (fd < 0)
+		return fd == -1 ? -errno : fd;
+	if (op->path.len == 0 && (fchown(fd, op->uid, op->gid) == -1 ||
+	                          fchmod(fd, op->mode & 07777) == -1)) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	d = fdopendir(fd);
+	if (d == NULL) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	r = 0;
+	while (r == 0 && !(op->flags & 1u) && (e = readdir(d)) != NULL) {
+		/* flags bit 0: the list was too long to send: keep what is there */
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (!in_name_list(e->d_name, names, op->data_len))
+			r = rm_rf_at(dirfd(d), e->d_name, 0);
+	}
+	(void)closedir(d);
+	return r;
+}
+
+static int
+rs_file(struct apply *a, const struct proto_op *op)
+{
+	const char *base;
+	int dfd, fd, r;
+
+	r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+	if (r < 0)
+		return r;
+	r = rs_prepare(dfd, base, S_IFREG);
+	if (r >= 0) {
+		fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op->mode & 07777);
+		if (fd == -1) {
+			r = -errno;
+		} else {
+			r = 0;
+			if (ftruncate(fd, (off_t)op->size) == -1 ||
+			    fchown(fd, op->uid, op->gid) == -1 || fchmod(fd, op->mode & 07777) == -1)
+				r = -errno;
+			(void)close(fd);
+		}
+	}
+	close_parent(a, op->dir, dfd);
+	return r;
+}
+
+static int
+rs_data(struct apply *a, const struct proto_op *op)
+{
+	int fd = openat2_beneath(a->roots[op->dir], op->path.p, O_WRONLY | O_NOFOLLOW);
+	int r;
+
+	if (fd < 0)
+		return fd;
+	r = pwrite_all(fd, op->data, op->data_len, (off_t)op->off);
+	(void)close(fd);
+	return r;
+}
+
+static int
+rs_link_or_node(struct apply *a, const struct proto_op *op)
+{
+	bool link = op->type == PROTO_RS_SYMLINK;
+	const char *base;
+	char target[PROTO_MAX_STR + 1];
+	struct stat st;
+	int dfd, r;
+
+	r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+	if (r < 0)
+		return r;
+	r = rs_prepare(dfd, base, link ? S_IFLNK : (op->mode & S_IFMT));
+	if (r == 1 && link) {
+		ssize_t n = readlinkat(dfd, base, target, sizeof(target) - 1);
+
+		if (n < 0 || (size_t)n != op->path2.len || memcmp(target, op->path2.p, (size_t)n))
+			r = rm_rf_at(dfd, base, 0);
+	} else if (r == 1 && fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	           st.st_rdev != (dev_t)op->rdev) {
+		r = rm_rf_at(dfd, base, 0);
+	}
+	if (r == 0) {
+		if (link)
+			r = symlinkat(op->path2.p, dfd, base) == -1 ? -errno : 0;
+		else
+			r = mknodat(dfd, base, op->mode, (dev_t)op->rdev) == -1 ? -errno : 0;
+	}
+	if (r >= 0)
+		r = own_new(dfd, base, op, link);
+	close_parent(a, op->dir, dfd);
+	return r;
+}
+
+static int
+rs_meta(struct apply *a, const struct proto_op *op)
+{
+	bool owned;
+	struct stat st;
+	int fd, r;
+
+	if (op->path.len == 0)
+		fd = a->roots[op->dir], owned = false;
+	else {
+		fd = openat2_beneath(a->roots[op->dir], op->path.p, O_PATH | O_NOFOLLOW);
+		owned = fd >= 0;
+	}
+	if (fd < 0)
+		return fd;
+	r = fstat(fd, &st) == -1 ? -errno : apply_setattr_op(fd, op, S_ISLNK(st.st_mode));
+	if (owned)
+		(void)close(fd);
+	return r;
+}
+
+/* A resync record. Returns 0 or -errno. */
+static int
+apply_rs(struct apply *a, const struct proto_op *op)
+{
+	switch (op->type) {
+	case PROTO_RS_BEGIN:
+		a->rs_active = true; /* (already, since the rebase) */
+		return 0;
+	case PROTO_RS_DIR:
+		return rs_dir(a, op);
+	case PROTO_RS_META:
+		return rs_meta(a, op);
+	case PROTO_RS_FILE:
+		return rs_file(a, op);
+	case PROTO_RS_DATA:
+		return rs_data(a, op);
+	case PROTO_RS_SYMLINK:
+	case PROTO_RS_NODE:
+		return rs_link_or_node(a, op);
+	case PROTO_RS_END:
+		/* failures count since the last RS_END (or the rebase): stale live ops
+		 * before this pass's RS_BEGIN count too. Tolerant until a clean pass. */
+		pthread_mutex_lock(&a->mu);
+		a->rs_pending = true;
+		a->rs_end_seq = op->seq;
+		a->rs_result = a->rs_failures;
+		pthread_mutex_unlock(&a->mu);
+		a->rs_active = a->rs_failures > 0;
+		a->rs_failures = 0;
+		return 0;
+	case PROTO_RS_HASHES: /* block comparison: not used by this version's primary */
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* During a resync pass, a live op may find its path not yet reconciled: that
+ * is expected (the pass reaches the path later, or a next pass does). */
+static bool
+rs_tolerable(int r)
+{
+	return r == -ENOENT || r == -EEXIST || r == -ENOTDIR || r == -ENOTEMPTY || r == -ESTALE ||
+	       r == -EISDIR || r == -ELOOP || r == -EXDEV;
+}
+
 /* Apply one op. Returns 0 or -errno (this copy then diverged). */
 static int
 apply_one(struct apply *a, const struct proto_op *op)
@@ -507,12 +777,26 @@ apply_rec_run(struct apply *a, struct apply_rec *rec)
 		free(rec); /* diverged: drain without applying */
 		return;
 	}
-	r = apply_one(a, &rec->op);
+	if (rec->op.type >= PROTO_RS_MIN) {
+		r = apply_rs(a, &rec->op);
+	} else {
+		r = apply_one(a, &rec->op);
+		if (r < 0 && a->rs_active && rs_tolerable(r)) {
+			a->rs_failures++;
+			log_debug("apply: resync pass: seq=%" PRIu64 " %s on a stale path: %s",
+			          rec->op.seq, shim_op_name((enum shim_op_type)rec->op.type),
+			          mr_strerror(r));
+			r = 0;
+		}
+	}
 	if (r < 0) {
 		pthread_mutex_lock(&a->mu);
 		(void)snprintf(a->fail_why, sizeof(a->fail_why),
 		               "cannot apply seq %" PRIu64 " (%s %.*s): %s", rec->op.seq,
-		               shim_op_name((enum shim_op_type)rec->op.type), (int)rec->op.path.len,
+		               rec->op.type >= PROTO_RS_MIN
+		                       ? "resync record"
+		                       : shim_op_name((enum shim_op_type)rec->op.type),
+		               (int)rec->op.path.len,
 		               rec->op.path.p, mr_strerror(r));
 		pthread_mutex_unlock(&a->mu);
 		atomic_store(&a->failed, true);
@@ -588,6 +872,39 @@ deliver(struct apply *a)
 		a->acked_seq = seq;
 		a->ack_cb(a->ctx, seq);
 	}
+	if (a->rs_cb != NULL) {
+		bool pending;
+		uint64_t end_seq, failures;
+
+		pthread_mutex_lock(&a->mu);
+		pending = a->rs_pending;
+		end_seq = a->rs_end_seq;
+		failures = a->rs_result;
+		a->rs_pending = false;
+		pthread_mutex_unlock(&a->mu);
+		if (pending && !atomic_load(&a->failed))
+			a->rs_cb(a->ctx, end_seq, failures);
+	}
+}
+
+void
+apply_rebase(struct apply *a, uint64_t seq)
+{
+	a->received_seq = seq;
+	a->acked_seq = seq;
+	atomic_store(&a->applied_seq, seq);
+	/* live ops arrive before the first RS_BEGIN: tolerant from now on */
+	pthread_mutex_lock(&a->mu);
+	MR_BUG_ON(a->busy || a->head != NULL);
+	a->rs_active = true;
+	a->rs_failures = 0;
+	pthread_mutex_unlock(&a->mu);
+}
+
+void
+apply_set_rs_cb(struct apply *a, apply_rs_fn fn)
+{
+	a->rs_cb = fn;
 }
 
 static size_t
@@ -611,11 +928,14 @@ inline_ok(const struct apply *a, const struct proto_op *op)
 int
 apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len)
 {
-	bool ns = op->type != SHIM_OP_WRITE && op->type != SHIM_OP_FALLOCATE &&
-	          op->type != SHIM_OP_FSYNC && op->type != SHIM_OP_FLUSH &&
-	          op->type != SHIM_OP_RELEASE && op->type != SHIM_OP_SETATTR &&
-	          op->type != SHIM_OP_SETXATTR && op->type != SHIM_OP_REMOVEXATTR &&
-	          op->type != SHIM_OP_OPEN;
+	bool rs = op->type >= PROTO_RS_MIN;
+	bool ns = rs ? (op->type == PROTO_RS_FILE || op->type == PROTO_RS_DATA ||
+	                op->type == PROTO_RS_SYMLINK || op->type == PROTO_RS_NODE)
+	             : (op->type != SHIM_OP_WRITE && op->type != SHIM_OP_FALLOCATE &&
+	                op->type != SHIM_OP_FSYNC && op->type != SHIM_OP_FLUSH &&
+	                op->type != SHIM_OP_RELEASE && op->type != SHIM_OP_SETATTR &&
+	                op->type != SHIM_OP_SETXATTR && op->type != SHIM_OP_REMOVEXATTR &&
+	                op->type != SHIM_OP_OPEN);
 	struct apply_rec *rec;
 	size_t off = 0;
 

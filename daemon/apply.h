@@ -35,6 +35,17 @@ struct apply;
 typedef void (*apply_ack_fn)(void *ctx, uint64_t seq);
 /* Loop thread: applying failed; this copy diverged (reason for the log). */
 typedef void (*apply_fail_fn)(void *ctx, const char *why);
+/* Loop thread: a resync pass ended (RS_END seq end_seq applied); failures is
+ * the number of live ops that met stale paths during it (0: the copy matches). */
+typedef void (*apply_rs_fn)(void *ctx, uint64_t end_seq, uint64_t failures);
+
+/* A resync starts from the primary's sequence number seq: continue from it.
+ * Loop thread, with nothing queued (the link just came up). */
+void apply_rebase(struct apply *a, uint64_t seq);
+
+/* Set the resync callback (loop thread, before records arrive). */
+struct apply;
+void apply_set_rs_cb(struct apply *a, apply_rs_fn fn);
 
 /* root_fds[i]: an fd (O_PATH | O_DIRECTORY) on replicated directory i, opened
  * before anything was mounted over it; borrowed, must outlive the engine. */

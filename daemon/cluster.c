@@ -889,8 +889,8 @@ adopt_generation(struct cluster *c)
 {
 	struct mrd *m = c->m;
 
-	if (m->state != MRD_SECOND || !mirror_link_up(m) || !c->peer_heard ||
-	    !is_primary((enum mrd_state)c->peer.state))
+	if (m->state != MRD_SECOND || m->readiness != MRD_READY || !mirror_link_up(m) ||
+	    !c->peer_heard || !is_primary((enum mrd_state)c->peer.state))
 		return false;
 	if (c->meta.gen.seq != c->peer.gen_seq || c->meta.gen.id != c->peer.gen_id) {
 		if (c->meta.gen.seq > 0 && c->meta.gen.id != c->peer.gen_id) {
@@ -1060,6 +1060,86 @@ cluster_apply_failed(struct mrd *m, const char *why)
 	run_event(c, FSM_EV_FAILED);
 }
 
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void
+cluster_hello_gen(struct mrd *m, uint8_t out[16])
+{
+	struct cluster *c = cl(m);
+
+	memset(out, 0, 16);
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	put_be64(out, c->meta.gen.seq);
+	put_be64(out + 8, c->meta.gen.id);
+	pthread_mutex_unlock(&c->meta_mu);
+}
+
+bool
+cluster_hello_gen_equal(struct mrd *m, const uint8_t gen[16])
+{
+	uint8_t mine[16];
+
+	cluster_hello_gen(m, mine);
+	return memcmp(mine, gen, 16) == 0;
+}
+
+bool
+cluster_hello_split(struct mrd *m, const uint8_t gen[16], char *why, size_t why_len)
+{
+	struct cluster *c = cl(m);
+	struct meta_gen pg = { get_be64(gen), get_be64(gen + 8) };
+	enum meta_cmp r;
+
+	if (c == NULL)
+		return false;
+	pthread_mutex_lock(&c->meta_mu);
+	r = meta_gen_cmp(&c->meta, &pg);
+	if (r == META_DIVERGED)
+		(void)snprintf(why, why_len,
+		               "split brain: both nodes changed data apart (this node generation "
+		               "%" PRIu64 ":%016" PRIx64 ", the peer %" PRIu64 ":%016" PRIx64
+		               "); run `mirrorctl second` on the node whose changes are to be "
+		               "given up",
+		               c->meta.gen.seq, c->meta.gen.id, pg.seq, pg.id);
+	pthread_mutex_unlock(&c->meta_mu);
+	return r == META_DIVERGED;
+}
+
+void
+cluster_resync_begin(struct mrd *m)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	c->meta.uptodate = false;
+	meta_persist(c);
+	pthread_mutex_unlock(&c->meta_mu);
+	m->uptodate = false;
+	(void)snprintf(m->message, sizeof(m->message),
+	               "resync from the primary in progress: not up to date yet");
+	log_notice("fsm: resync from the primary begins; not up to date until it ends");
+	publish(c);
+}
+
 int
 cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 {
@@ -1137,6 +1217,27 @@ cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 	log_notice("fsm: command=%s accepted", fsm_event_name(ev));
 	if (ev == FSM_EV_SECOND || ev == FSM_EV_PRIM || ev == FSM_EV_PRIM_FORCE)
 		c->rejoin_blocked = false;
+	if (ev == FSM_EV_SECOND && v.peer_heard &&
+	    (v.gen_cmp == META_DIVERGED || v.peer_splitbrain)) {
+		/* the admin gives this node's changes up: its copy will be overwritten */
+		pthread_mutex_lock(&c->meta_mu);
+		if (c->meta.gen.seq > 0) {
+			size_t n = c->meta.n_history < META_HISTORY_MAX ? c->meta.n_history
+			                                                : META_HISTORY_MAX - 1;
+
+			memmove(&c->meta.history[1], &c->meta.history[0],
+			        n * sizeof(c->meta.history[0]));
+			c->meta.history[0] = c->meta.gen;
+			c->meta.n_history = n + 1;
+		}
+		c->meta.gen = (struct meta_gen){ 0, 0 };
+		c->meta.uptodate = false;
+		meta_persist(c);
+		pthread_mutex_unlock(&c->meta_mu);
+		log_warn("fsm: split brain resolved by `mirrorctl second`: this node's changes "
+		         "since the split will be overwritten by the primary's copy");
+		publish(c);
+	}
 	if (ev == FSM_EV_START) {
 		pthread_mutex_lock(&c->meta_mu);
 		c->meta.clean_stop = false;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fsm.h"
 
@@ -41,6 +42,17 @@ void cluster_apply_failed(struct mrd *m, const char *why);
  * data generation (persisted before that op completes) and tell the peer.
  * Any thread (the engine's lock is held). */
 void cluster__diverged(struct mrd *m);
+
+/* The generation in the replication HELLO: seq then id, big-endian. */
+void cluster_hello_gen(struct mrd *m, uint8_t out[16]);
+/* Is the peer's HELLO generation ours? */
+bool cluster_hello_gen_equal(struct mrd *m, const uint8_t gen[16]);
+/* Do the two generations show a split brain (both changed apart)? Then why
+ * says so and the link must be refused. */
+bool cluster_hello_split(struct mrd *m, const uint8_t gen[16], char *why, size_t why_len);
+/* Secondary: a resync from the primary starts; this copy is not up to date
+ * until it ends (then cluster_link(m, true) is called). */
+void cluster_resync_begin(struct mrd *m);
 
 /* Add the cluster view to a status result: peer, heartbeat networks, VIP,
  * witness, generation, last transition. */

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mrd.h"
 #include "repl.h"
+#include "resync.h"
 #include "shim.h"
 #include "util.h"
 
@@ -42,6 +43,9 @@ struct mirror {
 	size_t n_dirs;
 	struct repl *repl;   /* primary */
 	struct apply *apply; /* secondary */
+	struct resync *resync; /* primary: a resync of the peer runs */
+	bool need_resync;      /* decided from the HELLOs of the current link */
+	bool resyncing;        /* secondary: until a clean RS_END */
 	bool link_up;
 };
 
@@ -153,6 +157,45 @@ fail_cb(void *ctx, const char *why)
 	cluster_apply_failed(m, why);
 }
 
+/* Secondary: a resync pass ended; tell the primary, and be up to date after a
+ * clean one. */
+static void
+rs_result_cb(void *ctx, uint64_t end_seq, uint64_t failures)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+	struct proto_msg msg = { .type = PROTO_RS_RESULT,
+		                 .u.rs_result = { .end_seq = end_seq, .failures = failures } };
+
+	log_notice("resync: pass ended seq=%" PRIu64 " stale_ops=%" PRIu64 "%s", end_seq, failures,
+	           failures == 0 ? " (clean)" : "");
+	if (m->peer != NULL && peer_is_up(m->peer))
+		(void)peer_send(m->peer, &msg);
+	if (mi != NULL && failures == 0 && mi->resyncing) {
+		mi->resyncing = false;
+		cluster_link(m, true); /* now the copy matches: SECOND (Ready) */
+	}
+}
+
+/* Primary: the resync thread finished. */
+static void
+resync_done_cb(void *ctx, bool ok, const char *why)
+{
+	struct mrd *m = ctx;
+	struct mirror *mi = m->mirror;
+
+	if (mi == NULL || mi->repl == NULL)
+		return;
+	if (ok) {
+		repl_resynced(mi->repl);
+		mi->need_resync = false;
+		log_notice("resync: the secondary's copy matches (%s)", why);
+	} else if (m->peer != NULL && peer_is_up(m->peer)) {
+		log_warn("resync: stopped reason=\"%s\"; pairing again", why);
+		peer_drop(m->peer, "resync did not finish");
+	}
+}
+
 static void
 diverge_cb(void *ctx)
 {
@@ -189,6 +232,18 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 		mi->dirs[i].root_fd = mi->root_fds[i] = -1;
 	m->mirror = mi;
 
+	for (i = 0; i < mi->n_dirs; i++) {
+		/* the real directory, before the mount hides it (apply, resync); a
+		 * mount left by a killed daemon would answer ENOTCONN: clear it first */
+		shim_clear_dead_mount(rfs->repl[i].dir);
+		mi->root_fds[i] = open(rfs->repl[i].dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (mi->root_fds[i] == -1) {
+			r = -errno;
+			log_err("mirror: cannot open dir=%s err=\"%s\"", rfs->repl[i].dir,
+			        mr_strerror(r));
+			goto err;
+		}
+	}
 	if (role == MIRROR_PRIMARY) {
 		r = repl_new(m->loop, rfs, mi->n_dirs, start_seq, &mi->repl);
 		if (r < 0)
@@ -205,14 +260,6 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 	}
 
 	for (i = 0; i < mi->n_dirs; i++) {
-		/* the real directory, before the read-only mount hides it */
-		mi->root_fds[i] = open(rfs->repl[i].dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (mi->root_fds[i] == -1) {
-			r = -errno;
-			log_err("mirror: cannot open dir=%s err=\"%s\"", rfs->repl[i].dir,
-			        mr_strerror(r));
-			goto err;
-		}
 		r = start_shim(&mi->dirs[i], rfs->repl[i].dir, true, NULL, NULL, false);
 		if (r < 0)
 			goto err;
@@ -221,6 +268,7 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 	              m, &mi->apply);
 	if (r < 0)
 		goto err;
+	apply_set_rs_cb(mi->apply, rs_result_cb);
 	return 0;
 
 err:
@@ -236,8 +284,11 @@ mirror_stop(struct mrd *m)
 
 	if (mi == NULL)
 		return;
-	/* primary: complete every pending op first (blocked writers go on) */
+	/* primary: complete every pending op first (blocked writers go on), which
+	 * also lets a resync thread waiting for room give up */
 	repl_stop(mi->repl);
+	resync_stop(mi->resync);
+	mi->resync = NULL;
 	mi->repl = NULL;
 	stop_shims(mi);
 	apply_stop(mi->apply);
@@ -327,6 +378,9 @@ mirror_status(struct mrd *m, json_t *result)
 		json_object_set_new(o, "diverged", json_boolean(st.diverged));
 		json_object_set_new(o, "alone_ops", json_integer((json_int_t)st.alone_ops));
 	}
+	if (mi->resync != NULL)
+		resync_status(mi->resync, o);
+	json_object_set_new(o, "resyncing", json_boolean(mi->resync != NULL || mi->resyncing));
 	if (mi->apply != NULL) {
 		json_object_set_new(o, "received_seq",
 		                    json_integer((json_int_t)apply_last_seq(mi->apply)));
@@ -357,6 +411,7 @@ cb_make_hello(void *ctx, struct proto_hello *h)
 	h->module.p = m->module;
 	h->module.len = (uint16_t)strlen(m->module);
 	memcpy(h->config_hash, m->conf->hash, sizeof(h->config_hash));
+	cluster_hello_gen(m, h->generation);
 	if (mi != NULL && mi->repl != NULL) {
 		struct repl_stats st;
 
@@ -385,13 +440,21 @@ cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len
 		                                                 : "without a role");
 		return PROTO_REFUSE_ROLE;
 	}
-	if (mi->repl != NULL && repl_check_pairing(mi->repl, h->last_seq, why, why_len) < 0)
+	if (cluster_hello_split(m, h->generation, why, why_len))
 		return PROTO_REFUSE_DATA;
-	if (mi->apply != NULL && apply_failed(mi->apply)) {
-		(void)snprintf(
-		        why, why_len,
-		        "this secondary diverged (an op failed to apply); it needs a resync");
-		return PROTO_REFUSE_DATA;
+	/* the same decision on both sides, from the two HELLOs */
+	if (mi->repl != NULL)
+		mi->need_resync = repl_check_pairing(mi->repl, h->last_seq, why, why_len) < 0 ||
+		                  !cluster_hello_gen_equal(m, h->generation);
+	if (mi->apply != NULL) {
+		mi->need_resync = apply_failed(mi->apply) || apply_last_seq(mi->apply) != h->last_seq ||
+		                  !cluster_hello_gen_equal(m, h->generation);
+		if (apply_failed(mi->apply)) {
+			(void)snprintf(why, why_len,
+			               "this secondary diverged (an op failed to apply); it needs "
+			               "a restart of its module to resync");
+			return PROTO_REFUSE_DATA;
+		}
 	}
 	return 0;
 }
@@ -402,13 +465,25 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 	struct mrd *m = ctx;
 	struct mirror *mi = m->mirror;
 
-	(void)peer_hello;
 	if (mi == NULL)
 		return;
 	mi->link_up = true;
 	if (mi->repl != NULL) {
 		repl_set_peer(mi->repl, m->peer);
 		repl_link_up(mi->repl);
+		if (mi->need_resync) {
+			int r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs,
+			                     resync_done_cb, m, &mi->resync);
+
+			if (r < 0)
+				log_err("resync: cannot start err=\"%s\"", mr_strerror(r));
+		}
+	}
+	if (mi->apply != NULL && mi->need_resync) {
+		apply_rebase(mi->apply, peer_hello->last_seq);
+		mi->resyncing = true;
+		cluster_resync_begin(m);
+		return;
 	}
 	cluster_link(m, true);
 }
@@ -424,6 +499,10 @@ cb_on_msg(void *ctx, const struct proto_msg *msg)
 		return;
 	if (msg->type == PROTO_ACK && mi->repl != NULL) {
 		repl_on_ack(mi->repl, msg->u.ack.seq);
+		return;
+	}
+	if (msg->type == PROTO_RS_RESULT && mi->repl != NULL) {
+		resync_on_result(mi->resync, msg->u.rs_result.end_seq, msg->u.rs_result.failures);
 		return;
 	}
 	if (msg->type == PROTO_OP && mi->apply != NULL) {
@@ -452,6 +531,9 @@ cb_on_down(void *ctx, const char *reason)
 	mi->link_up = false;
 	if (mi->repl != NULL)
 		repl_link_down(mi->repl, reason);
+	resync_stop(mi->resync); /* after repl_link_down: a thread waiting for room gives up */
+	mi->resync = NULL;
+	mi->resyncing = false;
 	if (!m->stopping)
 		cluster_link(m, false);
 }

@@ -53,6 +53,7 @@ type_max_payload(uint16_t type)
 	case PROTO_OP:
 		return OP_FIXED + 3u * STR_MAX_LEN + PROTO_MAX_DATA;
 	case PROTO_ACK:
+	case PROTO_RS_RESULT:
 		return ACK_LEN;
 	case PROTO_PING:
 	case PROTO_PONG:
@@ -78,6 +79,8 @@ proto_type_name(uint16_t type)
 		return "ping";
 	case PROTO_PONG:
 		return "pong";
+	case PROTO_RS_RESULT:
+		return "rs_result";
 	default:
 		return "unknown";
 	}
@@ -276,7 +279,7 @@ decode_op(struct rd *r, struct proto_op *o)
 
 	o->seq = rd_u64(r, "seq");
 	o->type = rd_u8(r, "type");
-	if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
+	if (!PROTO_OP_TYPE_OK(o->type))
 		rd_fail(r, "unknown op type", "type");
 	o->dir = rd_u8(r, "dir");
 	o->flags = rd_u32(r, "flags");
@@ -362,6 +365,10 @@ proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct
 		msg->u.ack.seq = rd_u64(&r, "seq");
 		msg->u.ack.durable_seq = rd_u64(&r, "durable_seq");
 		break;
+	case PROTO_RS_RESULT:
+		msg->u.rs_result.end_seq = rd_u64(&r, "end_seq");
+		msg->u.rs_result.failures = rd_u64(&r, "failures");
+		break;
 	case PROTO_PING:
 	case PROTO_PONG:
 		msg->u.ping.token = rd_u64(&r, "token");
@@ -432,7 +439,7 @@ payload_len_of(const struct proto_msg *msg, size_t *len)
 		return 0;
 	case PROTO_OP:
 		o = &msg->u.op;
-		if (o->type < PROTO_OP_MIN || o->type > PROTO_OP_MAX)
+		if (!PROTO_OP_TYPE_OK(o->type))
 			return MR_EPROTO;
 		if (o->atime_nsec >= NSEC_PER_SEC || o->mtime_nsec >= NSEC_PER_SEC ||
 		    o->pmtime_nsec >= NSEC_PER_SEC || o->pmtime2_nsec >= NSEC_PER_SEC)
@@ -447,6 +454,7 @@ payload_len_of(const struct proto_msg *msg, size_t *len)
 		*len = OP_FIXED + (size_t)o->path.len + o->path2.len + o->name.len + o->data_len;
 		return 0;
 	case PROTO_ACK:
+	case PROTO_RS_RESULT:
 		*len = ACK_LEN;
 		return 0;
 	case PROTO_PING:
@@ -548,6 +556,11 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 	case PROTO_ACK:
 		put64(p, msg->u.ack.seq);
 		put64(p + 8, msg->u.ack.durable_seq);
+		end = p + 16;
+		break;
+	case PROTO_RS_RESULT:
+		put64(p, msg->u.rs_result.end_seq);
+		put64(p + 8, msg->u.rs_result.failures);
 		end = p + 16;
 		break;
 	default: /* PING, PONG: payload_len_of() refused anything else */

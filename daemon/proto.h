@@ -33,6 +33,28 @@
 #define PROTO_OP_MIN 1u
 #define PROTO_OP_MAX 17u
 
+/* Resync records, carried in OP frames in the same ordered stream as the live
+ * ops (see resync.c for the algorithm): the target makes its copy match. */
+enum proto_rs_type {
+	PROTO_RS_BEGIN = 32,   /* a resync pass starts: tolerate live ops on stale paths */
+	PROTO_RS_DIR = 33,     /* path is a directory (mode, uid, gid); data: its children's
+	                          names, NUL-terminated each; anything else there goes */
+	PROTO_RS_META = 34,    /* path's mode, uid, gid, atime, mtime (valid: SHIM_SET_*) */
+	PROTO_RS_FILE = 35,    /* path is a regular file of size bytes (mode, uid, gid) */
+	PROTO_RS_DATA = 36,    /* path: data at off */
+	PROTO_RS_SYMLINK = 37, /* path is a symlink to path2 (uid, gid) */
+	PROTO_RS_NODE = 38,    /* path is a FIFO, socket or device node (mode, rdev) */
+	PROTO_RS_END = 39,     /* the pass ends; the target answers RS_RESULT */
+	PROTO_RS_HASHES = 40,  /* path: data holds the XXH3-128 of each block of size
+	                          off (block size), for the target to compare */
+};
+#define PROTO_RS_MIN PROTO_RS_BEGIN
+#define PROTO_RS_MAX PROTO_RS_HASHES
+
+/* Is t an op type the wire may carry (live op or resync record)? */
+#define PROTO_OP_TYPE_OK(t)                                                                        \
+	(((t) >= PROTO_OP_MIN && (t) <= PROTO_OP_MAX) || ((t) >= PROTO_RS_MIN && (t) <= PROTO_RS_MAX))
+
 enum proto_type {
 	PROTO_HELLO = 1,  /* first frame, both ways */
 	PROTO_REFUSE = 2, /* pairing refused: code + text; the sender then closes */
@@ -40,6 +62,7 @@ enum proto_type {
 	PROTO_ACK = 4,    /* cumulative ack, secondary -> primary */
 	PROTO_PING = 5,   /* keepalive, either way; answered by PONG */
 	PROTO_PONG = 6,
+	PROTO_RS_RESULT = 7, /* resync pass result, secondary -> primary */
 };
 
 enum proto_role {
@@ -117,6 +140,11 @@ struct proto_ping {
 	uint64_t token; /* echoed in PONG */
 };
 
+struct proto_rs_result {
+	uint64_t end_seq;  /* the RS_END it answers */
+	uint64_t failures; /* live ops that could not be applied during the pass */
+};
+
 struct proto_msg {
 	enum proto_type type;
 	union {
@@ -125,6 +153,7 @@ struct proto_msg {
 		struct proto_op op;
 		struct proto_ack ack;
 		struct proto_ping ping; /* PING and PONG */
+		struct proto_rs_result rs_result;
 	} u;
 };
 

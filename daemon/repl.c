@@ -36,10 +36,12 @@
 
 #define REPL_TIMER_MS     100u
 #define REPL_REC_OVERHEAD 160u /* header + fixed fields, for the byte budget */
+#define REPL_RS_CHUNK_BUDGET (REPL_REC_OVERHEAD + 256u * 1024u) /* one resync chunk */
 
 struct repl_rec {
 	struct repl_rec *next;
-	struct shim_op *op; /* owned until completed */
+	struct shim_op *op;   /* owned until completed (live op), or NULL */
+	struct proto_op *rs;  /* a resync record (owned, freed when completed), or NULL */
 	uint64_t seq;
 	size_t bytes;
 	uint64_t t_ms; /* when queued (loop thread) */
@@ -79,6 +81,7 @@ struct repl {
 	uint64_t alone_ops;
 	repl_diverge_fn diverge_cb;
 	void *diverge_ctx;
+	uint64_t ns_changes; /* renames and links taken (a resync pass must run again) */
 
 	/* loop thread only */
 	struct rec_list unsent;
@@ -171,6 +174,86 @@ repl__diverged(struct repl *r, const struct shim_op *op)
 }
 
 void
+repl_rs_lock(struct repl *r)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->link_up && !r->stopping && r->inflight_ops > 0 &&
+	       r->inflight_bytes + REPL_RS_CHUNK_BUDGET > r->limit_bytes)
+		pthread_cond_wait(&r->room, &r->mu);
+}
+
+void
+repl_rs_unlock(struct repl *r)
+{
+	pthread_mutex_unlock(&r->mu);
+}
+
+uint64_t
+repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
+{
+	size_t plen = op->path.len, p2len = op->path2.len, dlen = op->data_len;
+	struct repl_rec *rec;
+	struct proto_op *o;
+	char *buf;
+
+	if (!r->link_up || r->stopping)
+		return 0;
+	rec = calloc(1, sizeof(*rec));
+	o = calloc(1, sizeof(*o) + plen + 1 + p2len + 1 + dlen);
+	if (rec == NULL || o == NULL) {
+		free(rec);
+		free(o);
+		return 0;
+	}
+	*o = *op;
+	buf = (char *)(o + 1);
+	if (plen > 0)
+		memcpy(buf, op->path.p, plen);
+	buf[plen] = '\0';
+	o->path.p = buf;
+	buf += plen + 1;
+	if (p2len > 0)
+		memcpy(buf, op->path2.p, p2len);
+	buf[p2len] = '\0';
+	o->path2.p = buf;
+	buf += p2len + 1;
+	if (dlen > 0)
+		memcpy(buf, op->data, dlen);
+	o->data = dlen > 0 ? buf : NULL;
+	o->name = (struct proto_str){ "", 0 };
+	rec->rs = o;
+	rec->dir = dir;
+	rec->bytes = REPL_REC_OVERHEAD + plen + p2len + dlen;
+	rec->seq = ++r->last_seq;
+	o->seq = rec->seq;
+	r->inflight_bytes += rec->bytes;
+	r->inflight_ops++;
+	list_append(&r->incoming, rec);
+	(void)uv_async_send(&r->wake);
+	return rec->seq;
+}
+
+uint64_t
+repl_rs_ns_changes(struct repl *r)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->ns_changes;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+void
+repl_resynced(struct repl *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->diverged = false;
+	r->alone_ops = 0;
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
 repl_freeze(struct repl *r)
 {
 	pthread_mutex_lock(&r->mu);
@@ -211,6 +294,8 @@ repl_submit(void *ctx, struct shim_op *op)
 	rec->bytes = bytes;
 	rec->dir = d->idx;
 	rec->seq = ++r->last_seq;
+	if (op->type == SHIM_OP_RENAME || op->type == SHIM_OP_LINK)
+		r->ns_changes++;
 	r->inflight_bytes += bytes;
 	r->inflight_ops++;
 	list_append(&r->incoming, rec);
@@ -234,6 +319,12 @@ send_rec(struct repl *r, const struct repl_rec *rec)
 	struct proto_msg m = { .type = PROTO_OP };
 	struct proto_op *o = &m.u.op;
 
+	if (rec->rs != NULL) {
+		*o = *rec->rs;
+		o->seq = rec->seq;
+		o->dir = rec->dir;
+		return peer_send(r->peer, &m);
+	}
 	o->seq = rec->seq;
 	o->dir = rec->dir;
 	o->type = (uint8_t)op->type;
@@ -282,7 +373,10 @@ complete_list(struct repl *r, struct rec_list *l)
 	while ((rec = list_pop(l)) != NULL) {
 		bytes += rec->bytes;
 		ops++;
-		shim_op_complete(rec->op);
+		if (rec->rs != NULL)
+			free(rec->rs);
+		else
+			shim_op_complete(rec->op);
 		free(rec);
 	}
 	if (ops > 0)
@@ -332,7 +426,8 @@ wake_cb(uv_async_t *h)
 	if (r->async == CONF_ASYNC_ASYNC) {
 		/* the application goes on now; the record still has to be sent */
 		for (rec = batch.head; rec != NULL; rec = rec->next)
-			shim_op_reply(rec->op);
+			if (rec->op != NULL)
+				shim_op_reply(rec->op);
 	}
 	list_splice(&r->unsent, &batch);
 	pump(r);
@@ -434,7 +529,7 @@ repl_link_down(struct repl *r, const char *why)
 	list_splice(&all, &r->incoming);
 	n = all.n;
 	for (struct repl_rec *rec = all.head; rec != NULL; rec = rec->next) {
-		if (changes_data(rec->op)) {
+		if (rec->op != NULL && changes_data(rec->op)) {
 			if (!r->diverged && r->diverge_cb != NULL)
 				r->diverge_cb(r->diverge_ctx);
 			r->diverged = true;

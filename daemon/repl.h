@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "conf.h"
+#include "proto.h"
 #include "shim.h"
 
 struct repl;
@@ -69,6 +70,22 @@ void repl_set_peer(struct repl *r, struct peer *p);
 /* Can the link resume with a secondary that applied up to peer_last_seq?
  * 0, or -1 with the reason in why (nothing missed is the only case now). */
 int repl_check_pairing(struct repl *r, uint64_t peer_last_seq, char *why, size_t why_len);
+
+/* ---- resync (resync.c, its own thread) ----
+ * repl_rs_lock() takes the engine's order lock (waiting for room under the
+ * in-flight ceiling): live ops wait, so what the caller reads from the real
+ * directory now is exactly what the records it queues next carry, in their
+ * place in the one ordered stream. repl_rs_queue_locked() copies op (path,
+ * path2, data), gives it the next sequence number and returns it, or 0 when
+ * the link is gone (the pass must stop). */
+void repl_rs_lock(struct repl *r);
+uint64_t repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op);
+void repl_rs_unlock(struct repl *r);
+/* Renames and links taken so far (a pass during which some happened must run
+ * again: a moved directory may have escaped it). */
+uint64_t repl_rs_ns_changes(struct repl *r);
+/* The peer's copy matches again: clear the divergence. */
+void repl_resynced(struct repl *r);
 
 void repl_link_up(struct repl *r);
 void repl_link_down(struct repl *r, const char *why);

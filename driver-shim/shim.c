@@ -74,8 +74,8 @@ mounted_by_us(const char *path, unsigned *conn_id)
 /* The FUSE mount of a daemon that was killed (SIGKILL, crash) answers
  * ENOTCONN: detach it so the directory can be mounted again. statfs always
  * reaches the daemon; stat may be answered from the attribute cache. */
-static void
-clear_dead_mount(const char *path)
+void
+shim_clear_dead_mount(const char *path)
 {
 	struct statfs probe;
 
@@ -131,7 +131,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		         strerror(-r));
 		return r;
 	}
-	clear_dead_mount(cfg->dir);
+	shim_clear_dead_mount(cfg->dir);
 	if (realpath(cfg->dir, real) == NULL) {
 		r = -errno;
 		snprintf(err, err_len, "%s: %s", cfg->dir, strerror(-r));
@@ -145,7 +145,7 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		snprintf(err, err_len, "the root directory cannot be replicated");
 		return -EINVAL;
 	}
-	clear_dead_mount(real);
+	shim_clear_dead_mount(real);
 	if (mounted_by_us(real, NULL)) {
 		snprintf(err, err_len, "%s is already mounted by hamirror", real);
 		return -EBUSY;

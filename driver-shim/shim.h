@@ -150,6 +150,10 @@ void shim_stop(struct shim *s);
  * read-write. Any thread. Does not affect requests already being served. */
 void shim_set_read_only(struct shim *s, bool read_only);
 
+/* Detach our FUSE mount on path if its daemon died (it answers ENOTCONN), so
+ * that the directory under it can be reached and mounted again. Any thread. */
+void shim_clear_dead_mount(const char *path);
+
 /* Unmount (lazily, if busy) and free. Accepts NULL. */
 void shim_free(struct shim *s);
 

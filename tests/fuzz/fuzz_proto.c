@@ -127,7 +127,7 @@ recheck(uint16_t type, const uint8_t *payload, uint32_t len, const struct proto_
 		check_inside(&m->u.op.path, payload, len);
 		check_inside(&m->u.op.path2, payload, len);
 		check_inside(&m->u.op.name, payload, len);
-		CHECK(m->u.op.type >= PROTO_OP_MIN && m->u.op.type <= PROTO_OP_MAX);
+		CHECK(PROTO_OP_TYPE_OK(m->u.op.type));
 		CHECK(m->u.op.atime_nsec < 1000000000u && m->u.op.mtime_nsec < 1000000000u);
 		CHECK(m->u.op.data_len <= PROTO_MAX_DATA);
 		break;

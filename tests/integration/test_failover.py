@@ -200,11 +200,8 @@ class Failover(unittest.TestCase):
     def wait_states(self, want, timeout_s=30):
         try:
             self._wait_states(want, timeout_s)
-        except ht.HarnessError:
-            for n in want:
-                lines = [ln for ln in ht.read_text(self.c.node(n).log_file).splitlines()
-                         if " debug " not in ln and "script: run" not in ln]
-                sys.stderr.write("---- %s log\n%s\n" % (n, "\n".join(lines[-60:])))
+        except ht.HarnessError as e:
+            self.c.dump_logs("waiting for states: %s" % e)
             raise
 
     def _wait_states(self, want, timeout_s):

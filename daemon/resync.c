@@ -1,0 +1,573 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * resync.c - the primary's side of a resync (see resync.h).
+ *
+ * The algorithm
+ * -------------
+ * The secondary's copy is made to match while the application keeps writing,
+ * in the same ordered stream as the live ops. A pass walks the real
+ * replicated directories (not the FUSE mount) and, for each object, takes the
+ * replication engine's order lock (repl_rs_lock: live ops wait), reads what
+ * it needs from the real directory and queues a record (RS_DIR, RS_FILE,
+ * RS_DATA in 256 KiB chunks, RS_SYMLINK, RS_NODE, RS_META), then lets go.
+ * A live op that changed the object before the read is in the data read, and
+ * is applied before the record on the secondary (its sequence number is
+ * lower): the record, written over it, gives the same bytes. A live op after
+ * the read is applied after the record, as on the primary. So at the end of
+ * a pass every object the pass visited matches, whatever the application did.
+ *
+ * What a single pass cannot promise: a live op the secondary could not apply
+ * (its path was not reconciled yet), and a rename or link during the pass (a
+ * directory moved into a part already walked escapes the walk). The
+ * secondary counts the first kind and answers RS_END with the count
+ * (PROTO_RS_RESULT); the engine counts the second. A pass with neither is
+ * clean: the secondary is up to date from its RS_END on. Otherwise another
+ * pass runs, up to RESYNC_MAX_PASSES.
+ *
+ * A file whose name now points to another inode (unlinked and created again
+ * during the pass) is left alone: the new file's whole history is in the
+ * stream after its creation. Not handled yet: hard links (each name gets its
+ * own copy), extended attributes, and only-changed-blocks transfer (every
+ * byte is sent: this is the full resync; the block-checksum delta comes next).
+ */
+#include "resync.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "repl.h"
+#include "shim.h"
+#include "util.h"
+
+#define RESYNC_CHUNK      (256u * 1024u)
+#define RESYNC_MAX_PASSES 10u
+#define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
+
+struct resync {
+	uv_loop_t *loop;
+	struct repl *r;       /* borrowed */
+	const int *roots;     /* borrowed */
+	size_t n_dirs;
+	resync_done_fn done;
+	void *ctx;
+	pthread_t thread;
+	uv_async_t async;
+	uint64_t start_ms;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool stop;         /* mu */
+	bool have_result;  /* mu */
+	uint64_t res_seq;  /* mu */
+	uint64_t res_fail; /* mu */
+	bool finished;     /* mu: the thread is done */
+	bool ok;           /* mu */
+	char why[160];     /* mu */
+
+	atomic_uint_fast64_t files;
+	atomic_uint_fast64_t bytes;
+	atomic_uint_fast64_t total_bytes;
+	atomic_uint pass;
+	bool reported; /* loop thread */
+};
+
+static int
+open_beneath(int root, const char *path, uint64_t flags)
+{
+	struct open_how how = {
+		.flags = flags | O_CLOEXEC | O_NOFOLLOW,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+		           RESOLVE_NO_XDEV,
+	};
+	long fd = syscall(SYS_openat2, root, path[0] != '\0' ? path : ".", &how, sizeof(how));
+
+	return fd == -1 ? -errno : (int)fd;
+}
+
+static bool
+stopping(struct resync *rs)
+{
+	bool s;
+
+	pthread_mutex_lock(&rs->mu);
+	s = rs->stop;
+	pthread_mutex_unlock(&rs->mu);
+	return s;
+}
+
+static void
+fill_meta(struct proto_op *o, const struct stat *st)
+{
+	o->mode = st->st_mode;
+	o->uid = st->st_uid;
+	o->gid = st->st_gid;
+	o->atime_sec = st->st_atim.tv_sec;
+	o->atime_nsec = (uint32_t)st->st_atim.tv_nsec;
+	o->mtime_sec = st->st_mtim.tv_sec;
+	o->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+}
+
+static void
+set_path(struct proto_op *o, const char *path)
+{
+	o->path = (struct proto_str){ path, (uint16_t)strlen(path) };
+}
+
+/* Queue the times (and owner, mode) of path, as they are now. Lock held. */
+static int
+queue_meta_locked(struct resync *rs, uint8_t dir, const char *path)
+{
+	struct proto_op o = { .type = PROTO_RS_META };
+	struct stat st;
+
+	if (fstatat(rs->roots[dir], path[0] != '\0' ? path : ".", &st,
+	            AT_SYMLINK_NOFOLLOW | (path[0] == '\0' ? AT_EMPTY_PATH : 0)) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	fill_meta(&o, &st);
+	o.valid = SHIM_SET_UID | SHIM_SET_GID | SHIM_SET_ATIME | SHIM_SET_MTIME |
+	          (S_ISLNK(st.st_mode) ? 0 : SHIM_SET_MODE);
+	set_path(&o, path);
+	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
+}
+
+/* One regular file: RS_FILE, its data in chunks, then its times. */
+static int
+pass_file(struct resync *rs, uint8_t dir, const char *path)
+{
+	struct proto_op o = { .type = PROTO_RS_FILE };
+	struct stat st, now;
+	char *buf;
+	uint64_t off = 0;
+	int fd, r = 0;
+
+	buf = malloc(RESYNC_CHUNK);
+	if (buf == NULL)
+		return -ENOMEM;
+	repl_rs_lock(rs->r);
+	fd = open_beneath(rs->roots[dir], path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		repl_rs_unlock(rs->r);
+		free(buf);
+		if (fd >= 0)
+			(void)close(fd);
+		return 0; /* gone or replaced: the stream has its story */
+	}
+	fill_meta(&o, &st);
+	o.size = (uint64_t)st.st_size;
+	set_path(&o, path);
+	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+		r = -ENOTCONN;
+	repl_rs_unlock(rs->r);
+	while (r == 0 && !stopping(rs)) {
+		ssize_t n;
+
+		repl_rs_lock(rs->r);
+		/* the name must still be this inode, or the data would land on another file */
+		if (fstatat(rs->roots[dir], path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+			repl_rs_unlock(rs->r);
+			break;
+		}
+		n = pread(fd, buf, RESYNC_CHUNK, (off_t)off);
+		if (n <= 0) {
+			r = n < 0 ? -errno : 0;
+			if (r == 0)
+				r = queue_meta_locked(rs, dir, path);
+			repl_rs_unlock(rs->r);
+			break;
+		}
+		o = (struct proto_op){ .type = PROTO_RS_DATA, .off = off, .data = buf,
+			               .data_len = (uint32_t)n };
+		set_path(&o, path);
+		if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+			r = -ENOTCONN;
+		repl_rs_unlock(rs->r);
+		off += (uint64_t)n;
+		atomic_fetch_add(&rs->bytes, (uint64_t)n);
+	}
+	(void)close(fd);
+	free(buf);
+	atomic_fetch_add(&rs->files, 1);
+	return r;
+}
+
+/* A symlink or a special file, then its times. */
+static int
+pass_other(struct resync *rs, uint8_t dir, const char *path)
+{
+	struct proto_op o = { 0 };
+	char target[PROTO_MAX_STR + 1];
+	struct stat st;
+	int r = 0;
+
+	repl_rs_lock(rs->r);
+	if (fstatat(rs->roots[dir], path, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		repl_rs_unlock(rs->r);
+		return 0;
+	}
+	fill_meta(&o, &st);
+	set_path(&o, path);
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t n = readlinkat(rs->roots[dir], path, target, sizeof(target) - 1);
+
+		if (n < 0) {
+			repl_rs_unlock(rs->r);
+			return 0;
+		}
+		target[n] = '\0';
+		o.type = PROTO_RS_SYMLINK;
+		o.path2 = (struct proto_str){ target, (uint16_t)n };
+	} else {
+		o.type = PROTO_RS_NODE;
+		o.rdev = (uint64_t)st.st_rdev;
+	}
+	if (repl_rs_queue_locked(rs->r, dir, &o) == 0 || queue_meta_locked(rs, dir, path) < 0)
+		r = -ENOTCONN;
+	repl_rs_unlock(rs->r);
+	atomic_fetch_add(&rs->files, 1);
+	return r;
+}
+
+/* Read the names of directory fd (consumes fd) into a NUL-separated list. */
+static int
+read_names(int fd, char **out, size_t *out_len)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+	size_t len = 0, cap = 4096;
+	char *buf;
+
+	if (d == NULL) {
+		(void)close(fd);
+		return -errno;
+	}
+	buf = malloc(cap);
+	if (buf == NULL) {
+		(void)closedir(d);
+		return -ENOMEM;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name) + 1;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (len + n > cap) {
+			char *nb = realloc(buf, cap * 2 + n);
+
+			if (nb == NULL) {
+				free(buf);
+				(void)closedir(d);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap = cap * 2 + n;
+		}
+		memcpy(buf + len, e->d_name, n);
+		len += n;
+	}
+	(void)closedir(d);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+/* One directory: RS_DIR with the names it holds now, then each child, then
+ * the directory's times (after its children changed them). */
+static int
+pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
+{
+	struct proto_op o = { .type = PROTO_RS_DIR };
+	struct stat st;
+	char *names = NULL, child[PROTO_MAX_STR + 1];
+	size_t names_len = 0, i;
+	int fd, r;
+
+	if (depth > 256)
+		return 0; /* deeper than any real tree: leave it to the stream */
+	repl_rs_lock(rs->r);
+	fd = open_beneath(rs->roots[dir], path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || fstat(fd, &st) == -1) {
+		repl_rs_unlock(rs->r);
+		if (fd >= 0)
+			(void)close(fd);
+		return 0;
+	}
+	r = read_names(fd, &names, &names_len);
+	if (r < 0) {
+		repl_rs_unlock(rs->r);
+		return r;
+	}
+	fill_meta(&o, &st);
+	set_path(&o, path);
+	if (names_len <= PROTO_MAX_DATA) {
+		o.data = names;
+		o.data_len = (uint32_t)names_len;
+	} else {
+		o.flags = RESYNC_NO_PRUNE;
+	}
+	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+		r = -ENOTCONN;
+	repl_rs_unlock(rs->r);
+	for (i = 0; r == 0 && i < names_len && !stopping(rs);) {
+		const char *name = names + i;
+		size_t nlen = strlen(name);
+		int n;
+
+		i += nlen + 1;
+		n = snprintf(child, sizeof(child), "%s%s%s", path, path[0] != '\0' ? "/" : "", name);
+		if (n < 0 || (size_t)n >= sizeof(child))
+			continue; /* longer than the protocol carries: stream only */
+		if (fstatat(rs->roots[dir], child, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			r = pass_dir(rs, dir, child, depth + 1);
+		else if (S_ISREG(st.st_mode))
+			r = pass_file(rs, dir, child);
+		else
+			r = pass_other(rs, dir, child);
+	}
+	free(names);
+	if (r == 0) {
+		repl_rs_lock(rs->r);
+		r = queue_meta_locked(rs, dir, path);
+		repl_rs_unlock(rs->r);
+	}
+	return r;
+}
+
+static uint64_t
+count_bytes(int dfd, unsigned depth)
+{
+	DIR *d;
+	struct dirent *e;
+	uint64_t total = 0;
+	struct stat st;
+
+	if (depth > 256)
+		return 0;
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		(void)close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			continue;
+		if (S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+		else if (S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd(d), e->d_name,
+			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd >= 0)
+				total += count_bytes(fd, depth + 1);
+		}
+	}
+	(void)closedir(d);
+	return total;
+}
+
+/* Queue one whole pass; returns the RS_END's seq, or 0 (link gone, stopped). */
+static uint64_t
+one_pass(struct resync *rs)
+{
+	struct proto_op o = { .type = PROTO_RS_BEGIN };
+	uint64_t end = 0;
+	size_t i;
+	int r = 0;
+
+	repl_rs_lock(rs->r);
+	if (repl_rs_queue_locked(rs->r, 0, &o) == 0)
+		r = -ENOTCONN;
+	repl_rs_unlock(rs->r);
+	for (i = 0; r == 0 && i < rs->n_dirs && !stopping(rs); i++)
+		r = pass_dir(rs, (uint8_t)i, "", 0);
+	if (r < 0 || stopping(rs))
+		return 0;
+	o = (struct proto_op){ .type = PROTO_RS_END };
+	repl_rs_lock(rs->r);
+	end = repl_rs_queue_locked(rs->r, 0, &o);
+	repl_rs_unlock(rs->r);
+	return end;
+}
+
+static void
+finish(struct resync *rs, bool ok, const char *why)
+{
+	pthread_mutex_lock(&rs->mu);
+	rs->finished = true;
+	rs->ok = ok;
+	(void)snprintf(rs->why, sizeof(rs->why), "%s", why);
+	pthread_mutex_unlock(&rs->mu);
+	(void)uv_async_send(&rs->async);
+}
+
+static void *
+resync_main(void *arg)
+{
+	struct resync *rs = arg;
+	unsigned pass;
+	char why[160];
+
+	for (size_t i = 0; i < rs->n_dirs; i++) {
+		int fd = open_beneath(rs->roots[i], "", O_RDONLY | O_DIRECTORY);
+
+		if (fd >= 0)
+			atomic_fetch_add(&rs->total_bytes, count_bytes(fd, 0));
+	}
+	for (pass = 1; pass <= RESYNC_MAX_PASSES; pass++) {
+		uint64_t ns0 = repl_rs_ns_changes(rs->r), end, fails;
+		bool got;
+
+		atomic_store(&rs->pass, pass);
+		end = one_pass(rs);
+		if (end == 0) {
+			finish(rs, false, stopping(rs) ? "stopped" : "the link went down");
+			return NULL;
+		}
+		pthread_mutex_lock(&rs->mu);
+		while (!rs->stop && !(rs->have_result && rs->res_seq >= end))
+			pthread_cond_wait(&rs->cond, &rs->mu);
+		got = rs->have_result && rs->res_seq >= end;
+		fails = rs->res_fail;
+		rs->have_result = false;
+		pthread_mutex_unlock(&rs->mu);
+		if (!got) {
+			finish(rs, false, "stopped");
+			return NULL;
+		}
+		if (fails == 0 && repl_rs_ns_changes(rs->r) == ns0) {
+			(void)snprintf(why, sizeof(why), "clean pass %u", pass);
+			finish(rs, true, why);
+			return NULL;
+		}
+		log_info("resync: pass %u not clean stale_ops=%" PRIu64 " renames=%" PRIu64
+		         "; another pass",
+		         pass, fails, repl_rs_ns_changes(rs->r) - ns0);
+	}
+	finish(rs, false, "did not converge: renames or stale ops in every pass");
+	return NULL;
+}
+
+static void
+async_cb(uv_async_t *a)
+{
+	struct resync *rs = a->data;
+	bool finished, ok;
+	char why[160];
+
+	pthread_mutex_lock(&rs->mu);
+	finished = rs->finished;
+	ok = rs->ok;
+	memcpy(why, rs->why, sizeof(why));
+	pthread_mutex_unlock(&rs->mu);
+	if (!finished || rs->reported)
+		return;
+	rs->reported = true;
+	log_notice("resync: %s passes=%u files=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRIu64
+	           " reason=\"%s\"",
+	           ok ? "done" : "stopped", atomic_load(&rs->pass), atomic_load(&rs->files),
+	           atomic_load(&rs->bytes), mr_now_ms() - rs->start_ms, why);
+	rs->done(rs->ctx, ok, why);
+}
+
+int
+resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
+             resync_done_fn done, void *ctx, struct resync **out)
+{
+	struct resync *rs = calloc(1, sizeof(*rs));
+	int e;
+
+	if (rs == NULL)
+		return -ENOMEM;
+	rs->loop = loop;
+	rs->r = r;
+	rs->roots = root_fds;
+	rs->n_dirs = n_dirs;
+	rs->done = done;
+	rs->ctx = ctx;
+	rs->start_ms = mr_now_ms();
+	MR_BUG_ON(pthread_mutex_init(&rs->mu, NULL) != 0);
+	MR_BUG_ON(pthread_cond_init(&rs->cond, NULL) != 0);
+	MR_BUG_ON(uv_async_init(loop, &rs->async, async_cb) != 0);
+	rs->async.data = rs;
+	e = pthread_create(&rs->thread, NULL, resync_main, rs);
+	if (e != 0) {
+		uv_close((uv_handle_t *)&rs->async, NULL);
+		return -e; /* (rs leaks until the loop closes: startup only) */
+	}
+	log_notice("resync: started dirs=%zu", n_dirs);
+	*out = rs;
+	return 0;
+}
+
+void
+resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures)
+{
+	if (rs == NULL)
+		return;
+	pthread_mutex_lock(&rs->mu);
+	rs->have_result = true;
+	rs->res_seq = end_seq;
+	rs->res_fail = failures;
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->mu);
+}
+
+void
+resync_status(struct resync *rs, json_t *result)
+{
+	uint64_t files = atomic_load(&rs->files), bytes = atomic_load(&rs->bytes);
+	uint64_t total = atomic_load(&rs->total_bytes), ms = mr_now_ms() - rs->start_ms;
+	uint64_t rate = ms > 0 ? bytes * 1000u / ms : 0;
+	bool finished;
+
+	pthread_mutex_lock(&rs->mu);
+	finished = rs->finished;
+	pthread_mutex_unlock(&rs->mu);
+	json_object_set_new(
+	        result, "resync",
+	        json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I}", "state", finished ? "finished" : "running",
+	                  "pass", (int)atomic_load(&rs->pass), "files", (json_int_t)files, "bytes",
+	                  (json_int_t)bytes, "total_bytes", (json_int_t)total, "rate_bps",
+	                  (json_int_t)rate, "eta_s",
+	                  (json_int_t)(rate > 0 && total > bytes ? (total - bytes) / rate : 0)));
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+	struct resync *rs = h->data;
+
+	pthread_mutex_destroy(&rs->mu);
+	pthread_cond_destroy(&rs->cond);
+	free(rs);
+}
+
+void
+resync_stop(struct resync *rs)
+{
+	if (rs == NULL)
+		return;
+	pthread_mutex_lock(&rs->mu);
+	rs->stop = true;
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->mu);
+	pthread_join(rs->thread, NULL);
+	uv_close((uv_handle_t *)&rs->async, close_cb);
+}

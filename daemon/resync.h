@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * resync.h - the primary's side of a resync: makes the secondary's copy match
+ * this node's while the application keeps writing (see resync.c for the
+ * algorithm). One thread per resync; events reach the loop thread.
+ */
+#ifndef MR_RESYNC_H
+#define MR_RESYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct repl;
+struct resync;
+
+/* Loop thread: the resync finished (ok: the secondary reported a clean pass;
+ * otherwise it stopped: the link went down or the passes did not converge). */
+typedef void (*resync_done_fn)(void *ctx, bool ok, const char *why);
+
+/* Start passes over the real directories (root_fds: O_PATH|O_DIRECTORY fds on
+ * the replicated directories, opened before the shims were mounted; borrowed,
+ * must outlive the resync). Returns 0 or -errno. Loop thread. */
+int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
+                 resync_done_fn done, void *ctx, struct resync **out);
+
+/* The secondary answered an RS_END (PROTO_RS_RESULT). Loop thread. */
+void resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures);
+
+/* Add "resync": { "pass", "files", "bytes", "total_bytes", "rate_bps",
+ * "eta_s", "state" } to result. Loop thread. */
+void resync_status(struct resync *rs, json_t *result);
+
+/* Stop the thread (the current pass is abandoned); frees once closed.
+ * Accepts NULL. Loop thread. */
+void resync_stop(struct resync *rs);
+
+#endif
