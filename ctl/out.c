@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define OUT_LABEL_WIDTH 8  /* "message:" */
 #define OUT_COL         30 /* usage: where the help text starts */
@@ -163,6 +164,42 @@ int_at(const json_t *o, const char *key)
  *   mirror:  primary, link up, async=second, seq 19 acked 19, in flight 0 B
  *   mirror:  secondary, link up, async=second, received seq 19
  * plus ", diverged (resync needed)" / ", apply failed" when so. */
+/* "resync: pass 1, 12 files, 40.0 MiB of 100.0 MiB (40%), 350.2 MiB/s, ETA 1s" and,
+ * on a terminal, a bar. */
+static void
+out_resync(FILE *f, const json_t *rep)
+{
+	const json_t *rs = json_object_get(rep, "resync");
+	double mib = 1024.0 * 1024.0, done, total;
+	int pct, i;
+
+	if (!json_is_object(rs)) {
+		if (json_is_true(json_object_get(rep, "resyncing"))) {
+			label(f, "resync:");
+			fprintf(f, "receiving from the primary (not up to date until it ends)\n");
+		}
+		return;
+	}
+	done = (double)int_at(rs, "bytes");
+	total = (double)int_at(rs, "total_bytes");
+	pct = total > 0 ? (int)(done * 100.0 / total) : 100;
+	if (pct > 100)
+		pct = 100;
+	label(f, "resync:");
+	fprintf(f, "%s, pass %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+	           " files, %.1f MiB of %.1f MiB (%d%%), %.1f MiB/s, ETA %" JSON_INTEGER_FORMAT
+	           "s\n",
+	        str_at(rs, "state", "?"), int_at(rs, "pass"), int_at(rs, "files"), done / mib,
+	        total / mib, pct, (double)int_at(rs, "rate_bps") / mib, int_at(rs, "eta_s"));
+	if (isatty(fileno(f))) {
+		label(f, "");
+		fputc('[', f);
+		for (i = 0; i < 40; i++)
+			fputc(i < pct * 40 / 100 ? '#' : '.', f);
+		fprintf(f, "] %d%%\n", pct);
+	}
+}
+
 static void
 out_replication(FILE *f, const json_t *rep)
 {
@@ -188,6 +225,7 @@ out_replication(FILE *f, const json_t *rep)
 	if (json_is_true(json_object_get(rep, "apply_failed")))
 		fprintf(f, ", apply failed (resync needed)");
 	fprintf(f, "\n");
+	out_resync(f, rep);
 }
 
 /*

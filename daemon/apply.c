@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "err.h"
 #include "log.h"
@@ -39,6 +40,15 @@ struct apply_rec {
 	struct apply_rec *next;
 	struct proto_op op; /* strings and data point into buf */
 	char buf[];
+};
+
+/* Block hashes answering one RS_HASHREQ (apply thread -> loop thread). */
+struct apply_hashes {
+	struct apply_hashes *next;
+	uint64_t req_seq;
+	uint32_t block_size;
+	uint32_t n;
+	uint8_t hashes[]; /* n * PROTO_HASH_LEN */
 };
 
 struct fmap_ent {
@@ -73,6 +83,9 @@ struct apply {
 	uv_async_t wake;
 
 	apply_rs_fn rs_cb;     /* loop thread */
+	apply_hashes_fn hashes_cb;          /* loop thread */
+	struct apply_hashes *hashes_head;   /* mu: computed, waiting for the loop */
+	struct apply_hashes *hashes_tail;
 	bool rs_pending;       /* mu: an RS_END result waits for the loop */
 	uint64_t rs_end_seq;   /* mu */
 	uint64_t rs_result;    /* mu: failures of that pass */
@@ -557,6 +570,54 @@ rs_meta(struct apply *a, const struct proto_op *op)
 	return r;
 }
 
+/* RS_HASHREQ: hash each block of [off, off + size) of the copy (no file: no
+ * hashes) and hand the answer to the loop thread. */
+static int
+rs_hashreq(struct apply *a, const struct proto_op *op)
+{
+	uint32_t bs = (uint32_t)op->rdev;
+	uint64_t n_blocks = bs > 0 ? (op->size + bs - 1) / bs : 0;
+	struct apply_hashes *h;
+	uint8_t *buf = NULL;
+	uint32_t i, n = 0;
+	int fd;
+
+	if (bs == 0 || bs > (16u << 20) || n_blocks * PROTO_HASH_LEN > PROTO_MAX_DATA)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h) + (size_t)n_blocks * PROTO_HASH_LEN);
+	if (h == NULL)
+		return -ENOMEM;
+	h->req_seq = op->seq;
+	h->block_size = bs;
+	fd = openat2_beneath(a->roots[op->dir], op->path.p, O_RDONLY | O_NOFOLLOW);
+	if (fd >= 0)
+		buf = malloc(bs);
+	for (i = 0; fd >= 0 && buf != NULL && i < n_blocks; i++) {
+		ssize_t got = pread(fd, buf, bs, (off_t)(op->off + (uint64_t)i * bs));
+		XXH128_canonical_t can;
+
+		if (got < 0)
+			break;
+		XXH128_canonicalFromHash(&can, XXH3_128bits(buf, (size_t)got));
+		memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
+		n = i + 1;
+		if ((size_t)got < bs)
+			break; /* end of the copy: the rest is missing */
+	}
+	free(buf);
+	if (fd >= 0)
+		(void)close(fd);
+	h->n = n;
+	pthread_mutex_lock(&a->mu);
+	if (a->hashes_tail != NULL)
+		a->hashes_tail->next = h;
+	else
+		a->hashes_head = h;
+	a->hashes_tail = h;
+	pthread_mutex_unlock(&a->mu);
+	return 0;
+}
+
 /* A resync record. Returns 0 or -errno. */
 static int
 apply_rs(struct apply *a, const struct proto_op *op)
@@ -587,8 +648,8 @@ apply_rs(struct apply *a, const struct proto_op *op)
 		a->rs_active = a->rs_failures > 0;
 		a->rs_failures = 0;
 		return 0;
-	case PROTO_RS_HASHES: /* block comparison: not used by this version's primary */
-		return 0;
+	case PROTO_RS_HASHREQ:
+		return rs_hashreq(a, op);
 	default:
 		return -EINVAL;
 	}
@@ -872,6 +933,23 @@ deliver(struct apply *a)
 		a->acked_seq = seq;
 		a->ack_cb(a->ctx, seq);
 	}
+	for (;;) {
+		struct apply_hashes *h;
+
+		pthread_mutex_lock(&a->mu);
+		h = a->hashes_head;
+		if (h != NULL) {
+			a->hashes_head = h->next;
+			if (a->hashes_head == NULL)
+				a->hashes_tail = NULL;
+		}
+		pthread_mutex_unlock(&a->mu);
+		if (h == NULL)
+			break;
+		if (a->hashes_cb != NULL && !atomic_load(&a->failed))
+			a->hashes_cb(a->ctx, h->req_seq, h->block_size, h->n, h->hashes);
+		free(h);
+	}
 	if (a->rs_cb != NULL) {
 		bool pending;
 		uint64_t end_seq, failures;
@@ -902,9 +980,10 @@ apply_rebase(struct apply *a, uint64_t seq)
 }
 
 void
-apply_set_rs_cb(struct apply *a, apply_rs_fn fn)
+apply_set_rs_cb(struct apply *a, apply_rs_fn fn, apply_hashes_fn hashes_fn)
 {
 	a->rs_cb = fn;
+	a->hashes_cb = hashes_fn;
 }
 
 static size_t
@@ -1055,6 +1134,12 @@ close_cb(uv_handle_t *h)
 		if (a->map[i].key != 0)
 			(void)close(a->map[i].fd);
 	free(a->map);
+	while (a->hashes_head != NULL) {
+		struct apply_hashes *ah = a->hashes_head;
+
+		a->hashes_head = ah->next;
+		free(ah);
+	}
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cond);
 	free(a);

@@ -43,9 +43,14 @@ typedef void (*apply_rs_fn)(void *ctx, uint64_t end_seq, uint64_t failures);
  * Loop thread, with nothing queued (the link just came up). */
 void apply_rebase(struct apply *a, uint64_t seq);
 
-/* Set the resync callback (loop thread, before records arrive). */
+/* Loop thread: the block hashes an RS_HASHREQ asked for (hashes borrowed for
+ * the call: n * PROTO_HASH_LEN bytes). */
+typedef void (*apply_hashes_fn)(void *ctx, uint64_t req_seq, uint32_t block_size, uint32_t n,
+                                const uint8_t *hashes);
+
+/* Set the resync callbacks (loop thread, before records arrive). */
 struct apply;
-void apply_set_rs_cb(struct apply *a, apply_rs_fn fn);
+void apply_set_rs_cb(struct apply *a, apply_rs_fn fn, apply_hashes_fn hashes_fn);
 
 /* root_fds[i]: an fd (O_PATH | O_DIRECTORY) on replicated directory i, opened
  * before anything was mounted over it; borrowed, must outlive the engine. */

@@ -177,6 +177,21 @@ rs_result_cb(void *ctx, uint64_t end_seq, uint64_t failures)
 	}
 }
 
+/* Secondary: block hashes for the primary's resync. */
+static void
+rs_hashes_cb(void *ctx, uint64_t req_seq, uint32_t block_size, uint32_t n, const uint8_t *hashes)
+{
+	struct mrd *m = ctx;
+	struct proto_msg msg = { .type = PROTO_RS_HASHES,
+		                 .u.rs_hashes = { .req_seq = req_seq,
+		                                  .block_size = block_size,
+		                                  .n = n,
+		                                  .hashes = hashes } };
+
+	if (m->peer != NULL && peer_is_up(m->peer))
+		(void)peer_send(m->peer, &msg);
+}
+
 /* Primary: the resync thread finished. */
 static void
 resync_done_cb(void *ctx, bool ok, const char *why)
@@ -268,7 +283,7 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 	              m, &mi->apply);
 	if (r < 0)
 		goto err;
-	apply_set_rs_cb(mi->apply, rs_result_cb);
+	apply_set_rs_cb(mi->apply, rs_result_cb, rs_hashes_cb);
 	return 0;
 
 err:
@@ -499,6 +514,10 @@ cb_on_msg(void *ctx, const struct proto_msg *msg)
 		return;
 	if (msg->type == PROTO_ACK && mi->repl != NULL) {
 		repl_on_ack(mi->repl, msg->u.ack.seq);
+		return;
+	}
+	if (msg->type == PROTO_RS_HASHES && mi->repl != NULL) {
+		resync_on_hashes(mi->resync, &msg->u.rs_hashes);
 		return;
 	}
 	if (msg->type == PROTO_RS_RESULT && mi->repl != NULL) {

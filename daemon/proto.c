@@ -32,6 +32,7 @@ _Static_assert(PROTO_OP_MAX == SHIM_OP_RELEASE, "PROTO_OP_MAX must match enum sh
 #define OP_FIXED     (8u + 1u + 1u + 4u * 2 + 8u + 4u * 3 + 8u * 3 + (8u + 4u) * 4 + 2u * 3 + 4u)
 #define ACK_LEN      16u
 #define PING_LEN     8u
+#define HASHES_FIXED 16u
 #define STR_MAX_LEN  (PROTO_MAX_STR - 1u)
 
 _Static_assert(OP_FIXED + 3u * STR_MAX_LEN + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD,
@@ -58,6 +59,8 @@ type_max_payload(uint16_t type)
 	case PROTO_PING:
 	case PROTO_PONG:
 		return PING_LEN;
+	case PROTO_RS_HASHES:
+		return HASHES_FIXED + PROTO_MAX_DATA;
 	default:
 		return 0;
 	}
@@ -81,6 +84,8 @@ proto_type_name(uint16_t type)
 		return "pong";
 	case PROTO_RS_RESULT:
 		return "rs_result";
+	case PROTO_RS_HASHES:
+		return "rs_hashes";
 	default:
 		return "unknown";
 	}
@@ -369,6 +374,23 @@ proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct
 		msg->u.rs_result.end_seq = rd_u64(&r, "end_seq");
 		msg->u.rs_result.failures = rd_u64(&r, "failures");
 		break;
+	case PROTO_RS_HASHES: {
+		struct proto_rs_hashes *h = &msg->u.rs_hashes;
+
+		h->req_seq = rd_u64(&r, "req_seq");
+		h->block_size = rd_u32(&r, "block_size");
+		h->n = rd_u32(&r, "n");
+		if (r.what == NULL && (uint64_t)h->n * PROTO_HASH_LEN != r.left)
+			rd_fail(&r, "hash count does not match the payload", "n");
+		if (r.what == NULL && h->n > 0 && h->block_size == 0)
+			rd_fail(&r, "zero block size", "block_size");
+		if (r.what == NULL) {
+			h->hashes = r.p;
+			r.p += r.left;
+			r.left = 0;
+		}
+		break;
+	}
 	case PROTO_PING:
 	case PROTO_PONG:
 		msg->u.ping.token = rd_u64(&r, "token");
@@ -456,6 +478,13 @@ payload_len_of(const struct proto_msg *msg, size_t *len)
 	case PROTO_ACK:
 	case PROTO_RS_RESULT:
 		*len = ACK_LEN;
+		return 0;
+	case PROTO_RS_HASHES:
+		if ((uint64_t)msg->u.rs_hashes.n * PROTO_HASH_LEN > PROTO_MAX_DATA)
+			return MR_ETOOBIG;
+		if (msg->u.rs_hashes.n > 0 && msg->u.rs_hashes.hashes == NULL)
+			return MR_EPROTO;
+		*len = HASHES_FIXED + (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN;
 		return 0;
 	case PROTO_PING:
 	case PROTO_PONG:
@@ -562,6 +591,15 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 		put64(p, msg->u.rs_result.end_seq);
 		put64(p + 8, msg->u.rs_result.failures);
 		end = p + 16;
+		break;
+	case PROTO_RS_HASHES:
+		put64(p, msg->u.rs_hashes.req_seq);
+		put32(p + 8, msg->u.rs_hashes.block_size);
+		put32(p + 12, msg->u.rs_hashes.n);
+		if (msg->u.rs_hashes.n > 0)
+			memcpy(p + 16, msg->u.rs_hashes.hashes,
+			       (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN);
+		end = p + 16 + (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN;
 		break;
 	default: /* PING, PONG: payload_len_of() refused anything else */
 		put64(p, msg->u.ping.token);

@@ -45,11 +45,11 @@ enum proto_rs_type {
 	PROTO_RS_SYMLINK = 37, /* path is a symlink to path2 (uid, gid) */
 	PROTO_RS_NODE = 38,    /* path is a FIFO, socket or device node (mode, rdev) */
 	PROTO_RS_END = 39,     /* the pass ends; the target answers RS_RESULT */
-	PROTO_RS_HASHES = 40,  /* path: data holds the XXH3-128 of each block of size
-	                          off (block size), for the target to compare */
+	PROTO_RS_HASHREQ = 40, /* path: the target answers RS_HASHES with the XXH3-128 of
+	                          each rdev-byte block of [off, off + size) of its copy */
 };
 #define PROTO_RS_MIN PROTO_RS_BEGIN
-#define PROTO_RS_MAX PROTO_RS_HASHES
+#define PROTO_RS_MAX PROTO_RS_HASHREQ
 
 /* Is t an op type the wire may carry (live op or resync record)? */
 #define PROTO_OP_TYPE_OK(t)                                                                        \
@@ -63,6 +63,7 @@ enum proto_type {
 	PROTO_PING = 5,   /* keepalive, either way; answered by PONG */
 	PROTO_PONG = 6,
 	PROTO_RS_RESULT = 7, /* resync pass result, secondary -> primary */
+	PROTO_RS_HASHES = 8, /* block hashes answering an RS_HASHREQ, secondary -> primary */
 };
 
 enum proto_role {
@@ -140,6 +141,15 @@ struct proto_ping {
 	uint64_t token; /* echoed in PONG */
 };
 
+#define PROTO_HASH_LEN 16u /* XXH3-128, canonical (big-endian) form */
+
+struct proto_rs_hashes {
+	uint64_t req_seq;    /* the RS_HASHREQ answered */
+	uint32_t block_size;
+	uint32_t n;            /* blocks; 0 when the target has no such file */
+	const uint8_t *hashes; /* borrowed: n * PROTO_HASH_LEN bytes */
+};
+
 struct proto_rs_result {
 	uint64_t end_seq;  /* the RS_END it answers */
 	uint64_t failures; /* live ops that could not be applied during the pass */
@@ -154,6 +164,7 @@ struct proto_msg {
 		struct proto_ack ack;
 		struct proto_ping ping; /* PING and PONG */
 		struct proto_rs_result rs_result;
+		struct proto_rs_hashes rs_hashes;
 	} u;
 };
 

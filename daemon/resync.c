@@ -36,14 +36,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -52,7 +50,12 @@
 #include "shim.h"
 #include "util.h"
 
+#include <xxhash.h>
+
 #define RESYNC_CHUNK      (256u * 1024u)
+#define RESYNC_BLOCK      (4u * 1024u) /* the unit compared by hash */
+/* bytes whose hashes fit one RS_HASHES frame */
+#define RESYNC_RANGE ((uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * RESYNC_BLOCK)
 #define RESYNC_MAX_PASSES 10u
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
 
@@ -73,6 +76,10 @@ struct resync {
 	bool have_result;  /* mu */
 	uint64_t res_seq;  /* mu */
 	uint64_t res_fail; /* mu */
+	uint64_t hash_seq;   /* mu: the RS_HASHREQ answered last */
+	uint32_t hash_bs;    /* mu */
+	uint32_t hash_n;     /* mu */
+	uint8_t *hash_buf;   /* mu: owned copy of the answer */
 	bool finished;     /* mu: the thread is done */
 	bool ok;           /* mu */
 	char why[160];     /* mu */
@@ -80,21 +87,46 @@ struct resync {
 	atomic_uint_fast64_t files;
 	atomic_uint_fast64_t bytes;
 	atomic_uint_fast64_t total_bytes;
+	atomic_uint_fast64_t sent_bytes;
 	atomic_uint pass;
 	bool reported; /* loop thread */
 };
 
+/* Open path (relative, "" = the root) beneath root one component at a time
+ * with O_NOFOLLOW, so that a directory swapped for a symlink during the walk
+ * cannot lead outside the replicated directory. (Plain openat, unlike openat2
+ * through syscall(), is also seen by ThreadSanitizer's fd tracking.) */
 static int
-open_beneath(int root, const char *path, uint64_t flags)
+open_beneath(int root, const char *path, int flags)
 {
-	struct open_how how = {
-		.flags = flags | O_CLOEXEC | O_NOFOLLOW,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-		           RESOLVE_NO_XDEV,
-	};
-	long fd = syscall(SYS_openat2, root, path[0] != '\0' ? path : ".", &how, sizeof(how));
+	char comp[PROTO_MAX_STR + 1];
+	const char *p = path, *slash;
+	int dfd = root, fd;
 
-	return fd == -1 ? -errno : (int)fd;
+	for (;;) {
+		size_t len;
+		bool last;
+
+		slash = strchr(p, '/');
+		last = slash == NULL;
+		len = last ? strlen(p) : (size_t)(slash - p);
+		if (len >= sizeof(comp) || (len == 2 && p[0] == '.' && p[1] == '.'))
+			fd = -1, errno = EINVAL;
+		else {
+			memcpy(comp, p, len);
+			comp[len] = '\0';
+			fd = openat(dfd, len == 0 ? "." : comp,
+			            (last ? flags : O_PATH | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (dfd != root)
+			(void)close(dfd);
+		if (fd == -1)
+			return -errno;
+		if (last)
+			return fd;
+		dfd = fd;
+		p = slash + 1;
+	}
 }
 
 static bool
@@ -143,14 +175,83 @@ queue_meta_locked(struct resync *rs, uint8_t dir, const char *path)
 	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
 
-/* One regular file: RS_FILE, its data in chunks, then its times. */
+/* Wait for the answer to RS_HASHREQ req; returns a copy of the hashes
+ * (caller frees; NULL with *n 0 when the target has none) or sets *stopped. */
+static uint8_t *
+wait_hashes(struct resync *rs, uint64_t req, uint32_t *n, bool *stopped)
+{
+	uint8_t *h = NULL;
+
+	pthread_mutex_lock(&rs->mu);
+	while (!rs->stop && rs->hash_seq != req)
+		pthread_cond_wait(&rs->cond, &rs->mu);
+	*stopped = rs->stop;
+	*n = 0;
+	if (!rs->stop) {
+		h = rs->hash_buf;
+		*n = rs->hash_n;
+		rs->hash_buf = NULL;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	return h;
+}
+
+/* Queue RS_DATA for [off, off + len) of buf. Lock held. */
+static int
+queue_data_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off,
+                  const char *buf, size_t len)
+{
+	struct proto_op o = { .type = PROTO_RS_DATA, .off = off, .data = buf,
+		              .data_len = (uint32_t)len };
+
+	set_path(&o, path);
+	atomic_fetch_add(&rs->sent_bytes, len);
+	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
+}
+
+/* Compare one chunk read at off with the target's hashes of its range (which
+ * starts at range; th: n hashes) and queue the runs of blocks that differ.
+ * Lock held. */
+static int
+send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
+               const uint8_t *th, uint32_t n, uint64_t off, const char *buf, size_t len)
+{
+	size_t bo, run = SIZE_MAX;
+	int r = 0;
+
+	for (bo = 0; r == 0 && bo < len; bo += RESYNC_BLOCK) {
+		size_t bl = len - bo < RESYNC_BLOCK ? len - bo : RESYNC_BLOCK;
+		uint64_t idx = (off - range + bo) / RESYNC_BLOCK;
+		bool same = false;
+
+		if (idx < n) {
+			XXH128_canonical_t can;
+
+			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
+			same = memcmp(&can, th + idx * PROTO_HASH_LEN, PROTO_HASH_LEN) == 0;
+		}
+		if (!same && run == SIZE_MAX)
+			run = bo;
+		else if (same && run != SIZE_MAX) {
+			r = queue_data_locked(rs, dir, path, off + run, buf + run, bo - run);
+			run = SIZE_MAX;
+		}
+	}
+	if (r == 0 && run != SIZE_MAX)
+		r = queue_data_locked(rs, dir, path, off + run, buf + run, len - run);
+	return r;
+}
+
+/* One regular file: RS_FILE (the target truncates or extends its copy to the
+ * size), then per range of up to RESYNC_RANGE bytes: RS_HASHREQ, the target's
+ * block hashes, and RS_DATA for the blocks that differ; then the times. */
 static int
 pass_file(struct resync *rs, uint8_t dir, const char *path)
 {
 	struct proto_op o = { .type = PROTO_RS_FILE };
 	struct stat st, now;
+	uint64_t range, size;
 	char *buf;
-	uint64_t off = 0;
 	int fd, r = 0;
 
 	buf = malloc(RESYNC_CHUNK);
@@ -166,37 +267,62 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 		return 0; /* gone or replaced: the stream has its story */
 	}
 	fill_meta(&o, &st);
-	o.size = (uint64_t)st.st_size;
+	o.size = size = (uint64_t)st.st_size;
 	set_path(&o, path);
 	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
 		r = -ENOTCONN;
 	repl_rs_unlock(rs->r);
-	while (r == 0 && !stopping(rs)) {
-		ssize_t n;
+	for (range = 0; r == 0 && range < size && !stopping(rs); range += RESYNC_RANGE) {
+		uint64_t len = size - range < RESYNC_RANGE ? size - range : RESYNC_RANGE, off, req;
+		uint8_t *th;
+		uint32_t n;
+		bool stop;
 
-		repl_rs_lock(rs->r);
-		/* the name must still be this inode, or the data would land on another file */
-		if (fstatat(rs->roots[dir], path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
-			repl_rs_unlock(rs->r);
-			break;
-		}
-		n = pread(fd, buf, RESYNC_CHUNK, (off_t)off);
-		if (n <= 0) {
-			r = n < 0 ? -errno : 0;
-			if (r == 0)
-				r = queue_meta_locked(rs, dir, path);
-			repl_rs_unlock(rs->r);
-			break;
-		}
-		o = (struct proto_op){ .type = PROTO_RS_DATA, .off = off, .data = buf,
-			               .data_len = (uint32_t)n };
+		o = (struct proto_op){ .type = PROTO_RS_HASHREQ, .off = range, .size = len,
+			               .rdev = RESYNC_BLOCK };
 		set_path(&o, path);
-		if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
-			r = -ENOTCONN;
+		repl_rs_lock(rs->r);
+		req = repl_rs_queue_locked(rs->r, dir, &o);
 		repl_rs_unlock(rs->r);
-		off += (uint64_t)n;
-		atomic_fetch_add(&rs->bytes, (uint64_t)n);
+		if (req == 0) {
+			r = -ENOTCONN;
+			break;
+		}
+		th = wait_hashes(rs, req, &n, &stop);
+		if (stop) {
+			free(th);
+			break;
+		}
+		for (off = range; r == 0 && off < range + len && !stopping(rs);) {
+			size_t want = range + len - off < RESYNC_CHUNK ? (size_t)(range + len - off)
+			                                               : RESYNC_CHUNK;
+			ssize_t got;
+
+			repl_rs_lock(rs->r);
+			/* the name must still be this inode, or the data would land elsewhere */
+			if (fstatat(rs->roots[dir], path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+			    now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+				repl_rs_unlock(rs->r);
+				off = UINT64_MAX;
+				break;
+			}
+			got = pread(fd, buf, want, (off_t)off);
+			if (got > 0)
+				r = send_differing(rs, dir, path, range, th, n, off, buf, (size_t)got);
+			repl_rs_unlock(rs->r);
+			if (got <= 0)
+				break; /* shrunk meanwhile: the stream has the truncate */
+			off += (uint64_t)got;
+			atomic_fetch_add(&rs->bytes, (uint64_t)got);
+		}
+		free(th);
+		if (off == UINT64_MAX)
+			break;
+	}
+	if (r == 0 && !stopping(rs)) {
+		repl_rs_lock(rs->r);
+		r = queue_meta_locked(rs, dir, path);
+		repl_rs_unlock(rs->r);
 	}
 	(void)close(fd);
 	free(buf);
@@ -479,10 +605,11 @@ async_cb(uv_async_t *a)
 	if (!finished || rs->reported)
 		return;
 	rs->reported = true;
-	log_notice("resync: %s passes=%u files=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRIu64
-	           " reason=\"%s\"",
+	log_notice("resync: %s passes=%u files=%" PRIu64 " compared_bytes=%" PRIu64
+	           " sent_bytes=%" PRIu64 " ms=%" PRIu64 " reason=\"%s\"",
 	           ok ? "done" : "stopped", atomic_load(&rs->pass), atomic_load(&rs->files),
-	           atomic_load(&rs->bytes), mr_now_ms() - rs->start_ms, why);
+	           atomic_load(&rs->bytes), atomic_load(&rs->sent_bytes), mr_now_ms() - rs->start_ms,
+	           why);
 	rs->done(rs->ctx, ok, why);
 }
 
@@ -530,6 +657,29 @@ resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures)
 }
 
 void
+resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h)
+{
+	uint8_t *copy = NULL;
+
+	if (rs == NULL)
+		return;
+	if (h->n > 0) {
+		copy = malloc((size_t)h->n * PROTO_HASH_LEN);
+		if (copy == NULL)
+			return; /* the thread waits; the link will be dropped on timeout */
+		memcpy(copy, h->hashes, (size_t)h->n * PROTO_HASH_LEN);
+	}
+	pthread_mutex_lock(&rs->mu);
+	free(rs->hash_buf);
+	rs->hash_buf = copy;
+	rs->hash_n = h->block_size == RESYNC_BLOCK ? h->n : 0;
+	rs->hash_bs = h->block_size;
+	rs->hash_seq = h->req_seq;
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->mu);
+}
+
+void
 resync_status(struct resync *rs, json_t *result)
 {
 	uint64_t files = atomic_load(&rs->files), bytes = atomic_load(&rs->bytes);
@@ -542,10 +692,11 @@ resync_status(struct resync *rs, json_t *result)
 	pthread_mutex_unlock(&rs->mu);
 	json_object_set_new(
 	        result, "resync",
-	        json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I}", "state", finished ? "finished" : "running",
-	                  "pass", (int)atomic_load(&rs->pass), "files", (json_int_t)files, "bytes",
-	                  (json_int_t)bytes, "total_bytes", (json_int_t)total, "rate_bps",
-	                  (json_int_t)rate, "eta_s",
+	        json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "state",
+	                  finished ? "finished" : "running", "pass", (int)atomic_load(&rs->pass),
+	                  "files", (json_int_t)files, "bytes", (json_int_t)bytes, "sent_bytes",
+	                  (json_int_t)atomic_load(&rs->sent_bytes), "total_bytes",
+	                  (json_int_t)total, "rate_bps", (json_int_t)rate, "eta_s",
 	                  (json_int_t)(rate > 0 && total > bytes ? (total - bytes) / rate : 0)));
 }
 
@@ -556,6 +707,7 @@ close_cb(uv_handle_t *h)
 
 	pthread_mutex_destroy(&rs->mu);
 	pthread_cond_destroy(&rs->cond);
+	free(rs->hash_buf);
 	free(rs);
 }
 

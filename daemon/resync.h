@@ -26,6 +26,10 @@ typedef void (*resync_done_fn)(void *ctx, bool ok, const char *why);
 int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
                  resync_done_fn done, void *ctx, struct resync **out);
 
+/* The secondary answered an RS_HASHREQ (PROTO_RS_HASHES). Loop thread. */
+struct proto_rs_hashes;
+void resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h);
+
 /* The secondary answered an RS_END (PROTO_RS_RESULT). Loop thread. */
 void resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures);
 

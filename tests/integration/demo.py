@@ -291,12 +291,49 @@ def step_crash(d):
           % (c.config["pulse"], c.config["hb_timeout"]))
 
 
+def step_return(d):
+    c = d.c
+    d.title("n1 returns: it is behind n2, which wrote alone; a resync brings it back")
+    shared = shared_dir(c)
+    shell(d, "n2", "head -c 64M /dev/urandom > %s/written-alone.bin && sync" % shared)
+    c.link_up("n1")
+    ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+    t0 = time.monotonic()
+    c.start_daemon("n1", level="info")
+    print("  n1: mirrord started again; it joins n2 as SECOND (Transient) and is resynced")
+    print("  while n2's application keeps running. n2's view, every 0.3 s:")
+    last = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        s1 = c.status("n1")
+        rs = c.status("n2").get("replication", {}).get("resync")
+        if rs is not None:
+            mib = 1024.0 * 1024
+            pct = min(100, int(rs["bytes"] * 100 / rs["total_bytes"])) if rs["total_bytes"] else 100
+            line = "  [%-30s] %3d%%  pass %d, %d files, %.1f of %.1f MiB" % (
+                "#" * (pct * 30 // 100), pct, rs["pass"], rs["files"], rs["bytes"] / mib,
+                rs["total_bytes"] / mib)
+            if line != last:
+                print(line, flush=True)
+                last = line
+        if (s1["state"], s1["readiness"]) == ("SECOND", "Ready"):
+            break
+        time.sleep(0.3)
+    wait_states(c, {"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")})
+    print("  After %.2f s: n1 is SECOND (Ready, up to date), n2 PRIM: the pair is whole again."
+          % (time.monotonic() - t0))
+    d.cmd("n1", "status", show_rc=False)
+
+
 def step_stop(d):
     c = d.c
-    d.title("mirrorctl stop on the survivor, then stop its daemon (SIGTERM)")
+    d.title("Stop the module: the secondary first (no failover), then the primary")
+    d.cmd("n1", "stop")
+    wait_states(c, {"n1": ("STOP", "NotReady"), "n2": ("ALONE", "Ready")})
     d.cmd("n2", "stop")
     wait_states(c, {"n2": ("STOP", "NotReady")})
-    print("  n2: STOP; VIP held: %s; the service answers: %s" % (has_vip(c, "n2"), ask(c)))
+    print("  both STOP; VIP held by n2: %s; the service answers: %s" % (has_vip(c, "n2"),
+                                                                        ask(c)))
     for n in c.node_names:
         if c.daemon_pid(n) is None:
             continue
@@ -307,18 +344,17 @@ def step_stop(d):
 
 
 STEPS = [step_topology, step_start, step_status, step_state, step_write, step_compare,
-         step_counters, step_config_check, step_swap, step_crash, step_stop]
+         step_counters, step_config_check, step_swap, step_crash, step_return, step_stop]
 
 NOT_YET = """
 What you saw: two nodes that elect a primary from their data generations (and wait for
 the admin when neither may decide), replicate every write synchronously over TLS, move
 the application and its VIP with nothing lost on a planned swap, and fail over on their
 own after a hard crash, checking the split-brain witness and that nobody else answers
-for the VIP first.
+for the VIP first; the crashed node came back as secondary while the application ran.
 
-Not shown yet: the crashed node returning as secondary needs the block-checksum resync
-(the next version); until then it waits in WAIT or SECOND (Transient) saying a resync is
-needed.
+The returning node was resynced online by a full pass in the replication stream; the
+block-checksum delta (sending only the blocks that differ) comes next.
 """
 
 
