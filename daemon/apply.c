@@ -93,6 +93,9 @@ struct apply {
 	/* apply thread only */
 	bool rs_active;       /* between RS_BEGIN and RS_END */
 	uint64_t rs_failures; /* live ops that found stale paths during the pass */
+	int rs_fd;            /* RS_DATA: the file written last, kept open between chunks */
+	uint8_t rs_fd_dir;
+	char rs_fd_path[PROTO_MAX_STR];
 	struct fmap_ent *map;
 	size_t map_cap;
 	size_t map_n;
@@ -502,17 +505,29 @@ rs_file(struct apply *a, const struct proto_op *op)
 	return r;
 }
 
+/* Forget the RS_DATA fd: any other record may rename or remove that file. */
+static void
+rs_fd_drop(struct apply *a)
+{
+	if (a->rs_fd >= 0)
+		(void)close(a->rs_fd);
+	a->rs_fd = -1;
+}
+
 static int
 rs_data(struct apply *a, const struct proto_op *op)
 {
-	int fd = openat2_beneath(a->roots[op->dir], op->path.p, O_WRONLY | O_NOFOLLOW);
-	int r;
+	if (a->rs_fd < 0 || a->rs_fd_dir != op->dir || strcmp(a->rs_fd_path, op->path.p) != 0) {
+		int fd = openat2_beneath(a->roots[op->dir], op->path.p, O_WRONLY | O_NOFOLLOW);
 
-	if (fd < 0)
-		return fd;
-	r = pwrite_all(fd, op->data, op->data_len, (off_t)op->off);
-	(void)close(fd);
-	return r;
+		rs_fd_drop(a);
+		if (fd < 0)
+			return fd;
+		a->rs_fd = fd;
+		a->rs_fd_dir = op->dir;
+		(void)snprintf(a->rs_fd_path, sizeof(a->rs_fd_path), "%s", op->path.p);
+	}
+	return pwrite_all(a->rs_fd, op->data, op->data_len, (off_t)op->off);
 }
 
 static int
@@ -838,6 +853,8 @@ apply_rec_run(struct apply *a, struct apply_rec *rec)
 		free(rec); /* diverged: drain without applying */
 		return;
 	}
+	if (rec->op.type != PROTO_RS_DATA)
+		rs_fd_drop(a);
 	if (rec->op.type >= PROTO_RS_MIN) {
 		r = apply_rs(a, &rec->op);
 	} else {
@@ -1105,6 +1122,7 @@ apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async a
 	a->roots = root_fds;
 	a->n_dirs = n_dirs;
 	a->async = async;
+	a->rs_fd = -1;
 	a->received_seq = a->acked_seq = start_seq;
 	atomic_store(&a->applied_seq, start_seq);
 	a->ack_cb = ack_cb;
@@ -1155,5 +1173,6 @@ apply_stop(struct apply *a)
 	pthread_cond_signal(&a->cond);
 	pthread_mutex_unlock(&a->mu);
 	pthread_join(a->thread, NULL);
+	rs_fd_drop(a);
 	uv_close((uv_handle_t *)&a->wake, close_cb);
 }

@@ -505,25 +505,30 @@ repl_check_pairing(struct repl *r, uint64_t peer_last_seq, char *why, size_t why
 void
 repl_link_up(struct repl *r)
 {
+	uint64_t seq;
+
 	pthread_mutex_lock(&r->mu);
 	r->link_up = true;
+	seq = r->last_seq;
 	pthread_mutex_unlock(&r->mu);
 	r->last_ack_ms = mr_now_ms();
 	log_notice("repl: mirroring started async=%s seq=%" PRIu64,
 	           r->async == CONF_ASYNC_NONE    ? "none"
 	           : r->async == CONF_ASYNC_ASYNC ? "async"
 	                                          : "second",
-	           r->last_seq);
+	           seq);
 }
 
 void
 repl_link_down(struct repl *r, const char *why)
 {
 	struct rec_list all = { 0 };
+	uint64_t last;
 	size_t n;
 
 	pthread_mutex_lock(&r->mu);
 	r->link_up = false;
+	last = r->last_seq;
 	list_splice(&all, &r->inflight);
 	list_splice(&all, &r->unsent);
 	list_splice(&all, &r->incoming);
@@ -542,7 +547,7 @@ repl_link_down(struct repl *r, const char *why)
 	complete_list(r, &all);
 	log_notice("repl: mirroring stopped reason=\"%s\" unacknowledged=%zu acked_seq=%" PRIu64
 	           " last_seq=%" PRIu64 "%s",
-	           why, n, r->acked_seq, r->last_seq,
+	           why, n, r->acked_seq, last,
 	           n > 0 ? " (completed locally; divergence recorded)" : "");
 }
 

@@ -28,7 +28,7 @@ QUICK=0
 BUILD=1
 BASE=/var/tmp
 SELECTED=()
-SECTIONS=(interception replication failover)
+SECTIONS=(interception replication failover resync)
 
 usage() {
 	sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -312,6 +312,18 @@ section_failover() {
 		--runs "$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)" \
 		--soak-s "$([ "$QUICK" -eq 1 ] && echo 10 || echo 60)"; then
 		echo "bench.sh: failover section failed" >&2
+		: >"$WORK/failed"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Section: resync (hamirror's delta and full resync against rsync to an rsync daemon on
+# the other node, same data, same link). See scripts/bench/resync_bench.py.
+
+section_resync() {
+	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/resync_bench.py \
+		--mib "$([ "$QUICK" -eq 1 ] && echo 256 || echo 2048)"; then
+		echo "bench.sh: resync section failed" >&2
 		: >"$WORK/failed"
 	fi
 }

@@ -11,6 +11,8 @@ PKGS=(
 	libxml2-dev libxml2-utils libjansson-dev libcmocka-dev
 	# tools used by scripts and tests
 	openssl iproute2 util-linux procps python3 psmisc acl
+	# benchmarks: the resync section compares with rsync
+	rsync
 	# fuzzing (libFuzzer)
 	clang libclang-rt-14-dev
 )

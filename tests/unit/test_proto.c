@@ -213,7 +213,7 @@ hdr_flags_nonzero(void **state)
 static void
 hdr_unknown_type(void **state)
 {
-	const uint16_t bad[] = { 0, 8, 9, 0x0100, 0xffff };
+	const uint16_t bad[] = { 0, 9, 10, 0x0100, 0xffff };
 	uint8_t h[PROTO_HDR_LEN] = { 0, 0, 0, 0, 0, 0, 0, 0 };
 	uint32_t len;
 	uint16_t type;
@@ -861,7 +861,7 @@ encode_rejects_unrepresentable(void **state)
 	m = (struct proto_msg){ .type = PROTO_HELLO };
 	m.u.hello.module = (struct proto_str){ big, PROTO_MAX_STR };
 	assert_int_equal(proto_encode(&m, buf, sizeof(buf)), MR_ETOOBIG);
-	m = (struct proto_msg){ .type = (enum proto_type)8 };
+	m = (struct proto_msg){ .type = (enum proto_type)9 };
 	assert_int_equal(proto_encode(&m, buf, sizeof(buf)), MR_EPROTO);
 	assert_int_equal(proto_encoded_len(&m), 0);
 	free(big);

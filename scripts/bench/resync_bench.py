@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""bench.sh section "resync": hamirror's resync against rsync, on the same data and the
+same link in the same run (the two-network topology of tests/integration/test_failover.py;
+rsync runs as a daemon in n2's namespace on the heartbeat/replication veth).
+
+1. Both nodes hold the same FILES files of SIZE bytes in total; the pair is formed.
+2. n2 stops (mirrorctl stop): it is no longer up to date.
+3. On n1, 1% of the 4 KiB blocks are rewritten at random (through the mount).
+4. rsync -a --inplace --no-whole-file from n1 to a copy of the old data on n2 (delta).
+5. n2 starts again: hamirror's delta resync brings it back (figure: the resync's own
+   duration from n1's log, and start -> SECOND Ready).
+6. Full: n2's copy and metadata are wiped; hamirror copies everything; rsync
+   --whole-file into an empty directory.
+Prints a table with the ratios."""
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration", "lib"))
+import hamirror_test as ht  # noqa: E402
+import test_failover as tf  # noqa: E402
+
+BLOCK = 4096
+
+
+def make_files(dirs, n_files, total):
+    per = total // n_files
+    chunk = 4 << 20
+    for i in range(n_files):
+        paths = [os.path.join(d, "f%02d.bin" % i) for d in dirs]
+        fs = [open(p, "wb") for p in paths]
+        left = per
+        while left > 0:
+            b = os.urandom(min(chunk, left))
+            for f in fs:
+                f.write(b)
+            left -= len(b)
+        for f in fs:
+            f.close()
+
+
+CHANGE = r"""
+import os, random, sys
+root, n_files, per, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+blocks = per // 4096
+changed = 0
+for i in range(n_files):
+    with open(os.path.join(root, "f%02d.bin" % i), "r+b") as f:
+        for b in rnd.sample(range(blocks), max(1, blocks // 100)):
+            f.seek(b * 4096); f.write(os.urandom(4096)); changed += 1
+print(changed)
+"""
+
+RSYNCD_CONF = """pid file = {d}/rsyncd.pid
+log file = {d}/rsyncd.log
+use chroot = no
+[delta]
+    path = {delta}
+    read only = no
+    uid = root
+    gid = root
+[full]
+    path = {full}
+    read only = no
+    uid = root
+    gid = root
+"""
+
+
+def resync_ms(log_text, after):
+    m = None
+    for m in re.finditer(r"resync: done .*? ms=(\d+)", log_text[after:]):
+        pass
+    return int(m.group(1)) / 1000.0 if m else None
+
+
+def wait_states(c, want, timeout_s=600):
+    ht.wait_for(lambda: all((c.status(n)["state"], c.status(n)["readiness"]) == s
+                            for n, s in want.items()), timeout_s, interval_s=0.05,
+                what="states %s" % want)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=2048)
+    ap.add_argument("--files", type=int, default=20)
+    a = ap.parse_args()
+    ht.require_root()
+    total = a.mib << 20
+    per = total // a.files
+    with ht.Cluster(userconfig=tf.CONFIG) as c:
+        tf.setup(c)
+        real = {n: c.node(n).repl_dirs["data"][0] for n in ("n1", "n2")}
+        rs_dir = os.path.join(c.tmp, "rsync")
+        delta_dir = os.path.join(rs_dir, "delta")
+        full_dir = os.path.join(rs_dir, "full")
+        for d in (delta_dir, full_dir):
+            os.makedirs(d)
+        t = time.monotonic()
+        make_files([real["n1"], real["n2"], delta_dir], a.files, total)
+        ht.log("data: %d files, %d MiB, made in %.1f s" % (a.files, a.mib,
+                                                             time.monotonic() - t))
+        conf = os.path.join(rs_dir, "rsyncd.conf")
+        with open(conf, "w") as f:
+            f.write(RSYNCD_CONF.format(d=rs_dir, delta=delta_dir, full=full_dir))
+        c.popen("n2", "rsync", "--daemon", "--no-detach", "--config=" + conf,
+                "--address=" + tf.XL["n2"])
+        # pair (identical data: the first resync compares and sends nothing)
+        c.start_daemon("n1", level="info")
+        c.start_daemon("n2", level="info")
+        wait_states(c, {"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")}, 30)
+        off = len(ht.read_text(c.node("n1").log_file))
+        t = time.monotonic()
+        c.ctl("n1", "prim")
+        wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+        t_same = resync_ms(ht.read_text(c.node("n1").log_file), off)
+        ht.log("pairing with identical data: resync %.2f s (to SECOND Ready %.2f s)" % (
+            t_same or -1, time.monotonic() - t))
+        # n2 away; 1% of the blocks change on n1
+        c.ctl("n2", "stop")
+        wait_states(c, {"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")}, 60)
+        rc, out, err = c.run("n1", sys.executable, "-c", CHANGE,
+                             c.node("n1").repl_dirs["data"][1], str(a.files), str(per), "7",
+                             timeout=600)
+        if rc != 0:
+            raise ht.HarnessError("change failed: " + err)
+        ht.log("changed %s blocks of 4 KiB on n1" % out.strip())
+        # rsync delta (from n1's real directory, same bytes)
+        t = time.monotonic()
+        rc, out, err = c.run("n1", "rsync", "-a", "--inplace", "--no-whole-file",
+                             real["n1"] + "/", "rsync://%s/delta/" % tf.XL["n2"], timeout=1800)
+        t_rsync_delta = time.monotonic() - t
+        if rc != 0:
+            raise ht.HarnessError("rsync delta failed: " + err)
+        # hamirror delta
+        off = len(ht.read_text(c.node("n1").log_file))
+        t = time.monotonic()
+        c.ctl("n2", "start")
+        wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+        t_hm_delta_total = time.monotonic() - t
+        t_hm_delta = resync_ms(ht.read_text(c.node("n1").log_file), off)
+        # full: n2 loses everything
+        c.ctl("n2", "stop")
+        wait_states(c, {"n2": ("STOP", "NotReady")}, 60)
+        c.stop_daemon("n2")
+        for e in os.listdir(real["n2"]):
+            os.unlink(os.path.join(real["n2"], e))
+        for e in os.listdir(c.node("n2").state_dir):
+            os.unlink(os.path.join(c.node("n2").state_dir, e))
+        t = time.monotonic()
+        rc, out, err = c.run("n1", "rsync", "-a", "--whole-file", real["n1"] + "/",
+                             "rsync://%s/full/" % tf.XL["n2"], timeout=1800)
+        t_rsync_full = time.monotonic() - t
+        if rc != 0:
+            raise ht.HarnessError("rsync full failed: " + err)
+        off = len(ht.read_text(c.node("n1").log_file))
+        t = time.monotonic()
+        c.start_daemon("n2", level="info")
+        wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+        t_hm_full_total = time.monotonic() - t
+        t_hm_full = resync_ms(ht.read_text(c.node("n1").log_file), off)
+
+    mib = a.mib
+    print("%-44s %9s %9s %8s  %s" % ("resync (%d MiB in %d files)" % (mib, a.files),
+                                      "hamirror", "rsync", "ratio", "target"))
+    print("%-44s %8.2fs %8.2fs %7.1fx  >= 2x (checksums only)" % (
+        "delta, 1% of 4 KiB blocks changed", t_hm_delta, t_rsync_delta,
+        t_rsync_delta / t_hm_delta))
+    print("%-44s %8.2fs %8s   (start -> SECOND Ready)" % ("  same, whole reconnection",
+                                                         t_hm_delta_total, ""))
+    print("%-44s %8.2fs %8.2fs %7.1fx  >= 1x (%.0f vs %.0f MB/s)" % (
+        "full copy", t_hm_full, t_rsync_full, t_rsync_full / t_hm_full,
+        total / 1e6 / t_hm_full, total / 1e6 / t_rsync_full))
+    print("%-44s %8.2fs %8s   (start -> SECOND Ready)" % ("  same, whole reconnection",
+                                                         t_hm_full_total, ""))
+    print("%-44s %8.2fs" % ("pairing with identical data (compare only)", t_same or -1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
