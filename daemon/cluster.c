@@ -182,6 +182,19 @@ publish(struct cluster *c)
 	hb_set_local(c->hb, &info);
 }
 
+/* This node's copy is no longer the latest (persisted). Loop thread. */
+static void
+mark_stale(struct cluster *c)
+{
+	pthread_mutex_lock(&c->meta_mu);
+	if (c->meta.uptodate) {
+		c->meta.uptodate = false;
+		meta_persist(c);
+	}
+	pthread_mutex_unlock(&c->meta_mu);
+	c->m->uptodate = false;
+}
+
 void
 cluster__diverged(struct mrd *m)
 {
@@ -796,11 +809,7 @@ step(struct cluster *c)
 		start_poll(c, FSM_A_WAIT_LINK, CLUSTER_WAIT_LINK_MS);
 		return;
 	case FSM_A_MARK_STALE:
-		pthread_mutex_lock(&c->meta_mu);
-		c->meta.uptodate = false;
-		meta_persist(c);
-		pthread_mutex_unlock(&c->meta_mu);
-		m->uptodate = false;
+		mark_stale(c);
 		break;
 	case FSM_A_NONE:
 	case FSM_A__COUNT:
@@ -893,17 +902,9 @@ adopt_generation(struct cluster *c)
 	    !c->peer_heard || !is_primary((enum mrd_state)c->peer.state))
 		return false;
 	if (c->meta.gen.seq != c->peer.gen_seq || c->meta.gen.id != c->peer.gen_id) {
-		if (c->meta.gen.seq > 0 && c->meta.gen.id != c->peer.gen_id) {
-			size_t n = c->meta.n_history < META_HISTORY_MAX ? c->meta.n_history
-			                                                : META_HISTORY_MAX - 1;
+		struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
 
-			memmove(&c->meta.history[1], &c->meta.history[0],
-			        n * sizeof(c->meta.history[0]));
-			c->meta.history[0] = c->meta.gen;
-			c->meta.n_history = n + 1;
-		}
-		c->meta.gen.seq = c->peer.gen_seq;
-		c->meta.gen.id = c->peer.gen_id;
+		meta_set_generation(&c->meta, &pg);
 		c->meta.uptodate = true;
 		meta_persist(c);
 		log_notice("meta: mirroring the primary's generation gen=%" PRIu64 ":%016" PRIx64,
@@ -1050,10 +1051,7 @@ cluster_apply_failed(struct mrd *m, const char *why)
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->meta_mu);
-	c->meta.uptodate = false;
-	meta_persist(c);
-	pthread_mutex_unlock(&c->meta_mu);
+	mark_stale(c);
 	c->rejoin_blocked = true;
 	(void)snprintf(m->message, sizeof(m->message),
 	               "secondary diverged (%s): a resync from the primary is needed", why);
@@ -1129,11 +1127,7 @@ cluster_resync_begin(struct mrd *m)
 
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->meta_mu);
-	c->meta.uptodate = false;
-	meta_persist(c);
-	pthread_mutex_unlock(&c->meta_mu);
-	m->uptodate = false;
+	mark_stale(c);
 	(void)snprintf(m->message, sizeof(m->message),
 	               "resync from the primary in progress: not up to date yet");
 	log_notice("fsm: resync from the primary begins; not up to date until it ends");
@@ -1221,16 +1215,7 @@ cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 	    (v.gen_cmp == META_DIVERGED || v.peer_splitbrain)) {
 		/* the admin gives this node's changes up: its copy will be overwritten */
 		pthread_mutex_lock(&c->meta_mu);
-		if (c->meta.gen.seq > 0) {
-			size_t n = c->meta.n_history < META_HISTORY_MAX ? c->meta.n_history
-			                                                : META_HISTORY_MAX - 1;
-
-			memmove(&c->meta.history[1], &c->meta.history[0],
-			        n * sizeof(c->meta.history[0]));
-			c->meta.history[0] = c->meta.gen;
-			c->meta.n_history = n + 1;
-		}
-		c->meta.gen = (struct meta_gen){ 0, 0 };
+		meta_set_generation(&c->meta, &(struct meta_gen){ 0, 0 });
 		c->meta.uptodate = false;
 		meta_persist(c);
 		pthread_mutex_unlock(&c->meta_mu);

@@ -29,23 +29,30 @@ meta_init(struct meta *m)
 }
 
 void
-meta_new_generation(struct meta *m)
+meta_set_generation(struct meta *m, const struct meta_gen *g)
 {
-	uint64_t id = 0;
-
-	if (m->gen.seq > 0) {
+	if (m->gen.seq > 0 && (m->gen.seq != g->seq || m->gen.id != g->id)) {
 		size_t n = m->n_history < META_HISTORY_MAX ? m->n_history : META_HISTORY_MAX - 1;
 
 		memmove(&m->history[1], &m->history[0], n * sizeof(m->history[0]));
 		m->history[0] = m->gen;
 		m->n_history = n + 1;
 	}
+	m->gen = *g;
+}
+
+void
+meta_new_generation(struct meta *m)
+{
+	struct meta_gen g;
+	uint64_t id = 0;
+
 	while (id == 0) {
 		if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id))
 			id = mr_now_ms() ^ ((uint64_t)getpid() << 32);
 	}
-	m->gen.seq++;
-	m->gen.id = id;
+	g = (struct meta_gen){ m->gen.seq + 1, id };
+	meta_set_generation(m, &g);
 }
 
 enum meta_cmp

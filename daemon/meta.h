@@ -61,6 +61,10 @@ void meta_init(struct meta *m);
  * dropped beyond META_HISTORY_MAX), seq + 1, a random id. */
 void meta_new_generation(struct meta *m);
 
+/* Take generation g (the current one goes to the history unless it is g or
+ * empty): a SECOND adopting its primary's, a node giving its changes up. */
+void meta_set_generation(struct meta *m, const struct meta_gen *g);
+
 /* Compare this node's metadata with the peer's current generation. Pure. */
 enum meta_cmp meta_gen_cmp(const struct meta *m, const struct meta_gen *peer);
 const char *meta_cmp_name(enum meta_cmp c);

@@ -85,6 +85,16 @@ msg_eq(const struct proto_msg *a, const struct proto_msg *b)
 	case PROTO_PING:
 	case PROTO_PONG:
 		return a->u.ping.token == b->u.ping.token;
+	case PROTO_RS_RESULT:
+		return a->u.rs_result.end_seq == b->u.rs_result.end_seq &&
+		       a->u.rs_result.failures == b->u.rs_result.failures;
+	case PROTO_RS_HASHES:
+		return a->u.rs_hashes.req_seq == b->u.rs_hashes.req_seq &&
+		       a->u.rs_hashes.block_size == b->u.rs_hashes.block_size &&
+		       a->u.rs_hashes.n == b->u.rs_hashes.n &&
+		       (a->u.rs_hashes.n == 0 ||
+		        memcmp(a->u.rs_hashes.hashes, b->u.rs_hashes.hashes,
+		               (size_t)a->u.rs_hashes.n * PROTO_HASH_LEN) == 0);
 	}
 	return 0;
 }
@@ -198,7 +208,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The whole input as a payload of each type. */
 	if (size <= PROTO_MAX_PAYLOAD)
-		for (t = 0; t <= PROTO_PONG + 1; t++)
+		for (t = 0; t <= PROTO_RS_HASHES + 1; t++)
 			one_payload(t, data, (uint32_t)size);
 	if (size >= 2) {
 		uint16_t v;
