@@ -1058,23 +1058,6 @@ cluster_apply_failed(struct mrd *m, const char *why)
 	run_event(c, FSM_EV_FAILED);
 }
 
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 void
 cluster_hello_gen(struct mrd *m, uint8_t out[16])
 {
@@ -1084,8 +1067,8 @@ cluster_hello_gen(struct mrd *m, uint8_t out[16])
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->meta_mu);
-	put_be64(out, c->meta.gen.seq);
-	put_be64(out + 8, c->meta.gen.id);
+	mr_put_be64(out, c->meta.gen.seq);
+	mr_put_be64(out + 8, c->meta.gen.id);
 	pthread_mutex_unlock(&c->meta_mu);
 }
 
@@ -1102,7 +1085,7 @@ bool
 cluster_hello_split(struct mrd *m, const uint8_t gen[16], char *why, size_t why_len)
 {
 	struct cluster *c = cl(m);
-	struct meta_gen pg = { get_be64(gen), get_be64(gen + 8) };
+	struct meta_gen pg = { mr_get_be64(gen), mr_get_be64(gen + 8) };
 	enum meta_cmp r;
 
 	if (c == NULL)

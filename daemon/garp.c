@@ -48,26 +48,13 @@ static const uint8_t mac_all_nodes[GARP_MAC_LEN] = { 0x33, 0x33, 0x00, 0x00, 0x0
 static const struct in6_addr ip6_all_nodes = { .s6_addr = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	                                                    0, 0, 0, 0, 0x01 } };
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Ethernet header; returns the offset of the payload. */
 static size_t
 put_eth(uint8_t *p, const uint8_t dst[GARP_MAC_LEN], const uint8_t src[GARP_MAC_LEN], uint16_t type)
 {
 	memcpy(p, dst, GARP_MAC_LEN);
 	memcpy(p + 6, src, GARP_MAC_LEN);
-	put16(p + 12, type);
+	mr_put_be16(p + 12, type);
 	return ETH_HDR_LEN;
 }
 
@@ -80,11 +67,11 @@ build_arp(uint8_t *buf, size_t buf_len, const uint8_t mac[GARP_MAC_LEN], const s
 	if (buf_len < GARP_ARP_LEN)
 		return -ENOBUFS;
 	p += put_eth(p, eth_bcast, mac, ETHERTYPE_ARP);
-	put16(p, ARPHRD_ETHER);
-	put16(p + 2, ETHERTYPE_IP);
+	mr_put_be16(p, ARPHRD_ETHER);
+	mr_put_be16(p + 2, ETHERTYPE_IP);
 	p[4] = GARP_MAC_LEN;
 	p[5] = 4;
-	put16(p + 6, ARP_REQUEST);
+	mr_put_be16(p + 6, ARP_REQUEST);
 	memcpy(p + 8, mac, GARP_MAC_LEN);
 	memcpy(p + 14, spa, 4);
 	memset(p + 18, 0, GARP_MAC_LEN); /* target MAC: unknown, "SHOULD be zero" */
@@ -120,11 +107,11 @@ garp_icmp6_csum(const struct in6_addr *src, const struct in6_addr *dst, const vo
 
 	/* pseudo-header: source, destination, upper-layer length, next header */
 	for (size_t i = 0; i < 16; i += 2)
-		sum += get16(&src->s6_addr[i]) + get16(&dst->s6_addr[i]);
+		sum += mr_get_be16(&src->s6_addr[i]) + mr_get_be16(&dst->s6_addr[i]);
 	sum += (uint32_t)(len >> 16) + (uint32_t)(len & 0xffff);
 	sum += IPPROTO_ICMPV6;
 	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(m + i);
+		sum += mr_get_be16(m + i);
 	if (len & 1)
 		sum += (uint32_t)m[len - 1] << 8;
 	while (sum >> 16)
@@ -141,13 +128,13 @@ put_ip6_nd(uint8_t *buf, const struct in6_addr *src, const struct in6_addr *dst,
 
 	memset(ip6, 0, 4);
 	ip6[0] = 0x60; /* version 6, traffic class 0, flow label 0 */
-	put16(ip6 + 4, (uint16_t)icmp_len);
+	mr_put_be16(ip6 + 4, (uint16_t)icmp_len);
 	ip6[6] = IPPROTO_ICMPV6;
 	ip6[7] = 255; /* hop limit: ND messages must arrive with 255 */
 	memcpy(ip6 + 8, src, 16);
 	memcpy(ip6 + 24, dst, 16);
-	put16(icmp + 2, 0);
-	put16(icmp + 2, garp_icmp6_csum(src, dst, icmp, icmp_len));
+	mr_put_be16(icmp + 2, 0);
+	mr_put_be16(icmp + 2, garp_icmp6_csum(src, dst, icmp, icmp_len));
 }
 
 /* Pure, any thread. */
@@ -201,10 +188,10 @@ claim_arp(const uint8_t *f, size_t len, const struct in_addr *ip, const uint8_t 
 	const uint8_t *a = f + ETH_HDR_LEN;
 	uint16_t op;
 
-	if (len < GARP_ARP_LEN || get16(f + 12) != ETHERTYPE_ARP || get16(a) != ARPHRD_ETHER ||
-	    get16(a + 2) != ETHERTYPE_IP || a[4] != GARP_MAC_LEN || a[5] != 4)
+	if (len < GARP_ARP_LEN || mr_get_be16(f + 12) != ETHERTYPE_ARP || mr_get_be16(a) != ARPHRD_ETHER ||
+	    mr_get_be16(a + 2) != ETHERTYPE_IP || a[4] != GARP_MAC_LEN || a[5] != 4)
 		return 0;
-	op = get16(a + 6);
+	op = mr_get_be16(a + 6);
 	if (op != ARP_REQUEST && op != ARP_REPLY)
 		return 0;
 	if (memcmp(a + 14, ip, 4) != 0 || memcmp(a + 8, own, GARP_MAC_LEN) == 0)
@@ -221,10 +208,10 @@ claim_na(const uint8_t *f, size_t len, const struct in6_addr *ip, const uint8_t 
 	const uint8_t *mac = f + 6;
 	size_t icmp_len, off;
 
-	if (len < ETH_HDR_LEN + IP6_HDR_LEN + ND_MSG_LEN || get16(f + 12) != ETHERTYPE_IPV6 ||
+	if (len < ETH_HDR_LEN + IP6_HDR_LEN + ND_MSG_LEN || mr_get_be16(f + 12) != ETHERTYPE_IPV6 ||
 	    (ip6[0] >> 4) != 6 || ip6[6] != IPPROTO_ICMPV6 || ip6[7] != 255)
 		return 0;
-	icmp_len = get16(ip6 + 4);
+	icmp_len = mr_get_be16(ip6 + 4);
 	if (icmp_len < ND_MSG_LEN || icmp_len > len - ETH_HDR_LEN - IP6_HDR_LEN)
 		return 0;
 	if (icmp[0] != ICMP6_NA || icmp[1] != 0 || memcmp(icmp + 8, ip, 16) != 0)

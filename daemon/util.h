@@ -45,6 +45,37 @@ void *mr_xcalloc(size_t n, size_t size);
 /* strdup() that aborts on ENOMEM. */
 char *mr_xstrdup(const char *s);
 
+/* Big-endian (network order) loads and stores of wire fields. */
+static inline void
+mr_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline uint16_t
+mr_get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void
+mr_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t
+mr_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
 /* Format a reason into err (which may be NULL or 0 bytes long). */
 void mr_set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
 

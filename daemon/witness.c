@@ -75,26 +75,13 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static uint16_t
 inet_csum(const uint8_t *p, size_t len)
 {
 	uint32_t sum = 0;
 
 	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(p + i);
+		sum += mr_get_be16(p + i);
 	if (len & 1)
 		sum += (uint32_t)p[len - 1] << 8;
 	while (sum >> 16)
@@ -152,12 +139,12 @@ icmp_send(const struct probe *pr, struct wit *w, unsigned k)
 
 	msg[0] = w->addr->ss_family == AF_INET ? ICMP4_ECHO_REQUEST : ICMP6_ECHO_REQUEST;
 	msg[1] = 0;
-	put16(msg + 2, 0);
-	put16(msg + 4, pr->ident);
-	put16(msg + 6, (uint16_t)(pr->seq_base + k));
+	mr_put_be16(msg + 2, 0);
+	mr_put_be16(msg + 4, pr->ident);
+	mr_put_be16(msg + 6, (uint16_t)(pr->seq_base + k));
 	memcpy(msg + 8, pr->payload, WITNESS_PAYLOAD_LEN);
 	if (w->addr->ss_family == AF_INET)
-		put16(msg + 2, inet_csum(msg, sizeof(msg)));
+		mr_put_be16(msg + 2, inet_csum(msg, sizeof(msg)));
 	do {
 		n = sendto(w->icmp_fd, msg, sizeof(msg), 0, (const struct sockaddr *)w->addr,
 		           conf_sa_len(w->addr));
@@ -173,9 +160,9 @@ icmp_match(const struct probe *pr, const struct wit *w, const uint8_t *icmp, siz
 	unsigned k;
 
 	if (len != 8 + WITNESS_PAYLOAD_LEN || icmp[0] != want || icmp[1] != 0 ||
-	    get16(icmp + 4) != pr->ident)
+	    mr_get_be16(icmp + 4) != pr->ident)
 		return -1;
-	k = (uint16_t)(get16(icmp + 6) - pr->seq_base);
+	k = (uint16_t)(mr_get_be16(icmp + 6) - pr->seq_base);
 	if (k >= w->tries || memcmp(icmp + 8, pr->payload, WITNESS_PAYLOAD_LEN) != 0)
 		return -1;
 	return (int)k;
