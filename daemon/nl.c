@@ -354,35 +354,47 @@ nl_recv(struct nl *nl, uint8_t *buf, size_t len, uint64_t deadline_ms)
 	}
 }
 
+/* Send msg and read replies until on_reply says done (> 0) or fails (< 0);
+ * 0 means read on. Blocking, bounded by NL_REPLY_TIMEOUT_MS. Returns 0 or -errno. */
+static int
+nl_request(struct nl *nl, const uint8_t *msg, size_t len,
+           int (*on_reply)(void *ctx, const uint8_t *buf, size_t n), void *ctx)
+{
+	uint64_t deadline_ms = mr_now_ms() + NL_REPLY_TIMEOUT_MS;
+	uint8_t *rbuf = calloc(1, NL_RCVBUF_BYTES);
+	int r;
+
+	if (rbuf == NULL)
+		return -ENOMEM;
+	r = nl_send(nl, msg, len);
+	while (r == 0) {
+		int n = nl_recv(nl, rbuf, NL_RCVBUF_BYTES, deadline_ms);
+
+		r = n < 0 ? n : on_reply(ctx, rbuf, (size_t)n);
+	}
+	free(rbuf);
+	return r < 0 ? r : 0;
+}
+
+static int
+ack_reply(void *ctx, const uint8_t *buf, size_t n)
+{
+	int r = nl_parse_ack(buf, n, *(const uint32_t *)ctx);
+
+	return r == -EAGAIN ? 0 /* a stale reply: read on */ : r == 0 ? 1 : r;
+}
+
 /* Blocking (bounded by NL_REPLY_TIMEOUT_MS), the caller's thread. */
 int
 nl_addr_change(struct nl *nl, enum nl_cmd cmd, const struct nl_addr *a)
 {
 	uint8_t msg[NL_ADDR_MSG_MAX];
-	uint64_t deadline_ms = mr_now_ms() + NL_REPLY_TIMEOUT_MS;
-	uint8_t *rbuf;
 	int len, r;
 
 	len = nl_build_addr(msg, sizeof(msg), cmd, ++nl->seq, a);
 	if (len < 0)
 		return len;
-	rbuf = calloc(1, NL_RCVBUF_BYTES);
-	if (rbuf == NULL)
-		return -ENOMEM;
-	r = nl_send(nl, msg, (size_t)len);
-	while (r == 0) {
-		int n = nl_recv(nl, rbuf, NL_RCVBUF_BYTES, deadline_ms);
-
-		if (n < 0) {
-			r = n;
-			break;
-		}
-		r = nl_parse_ack(rbuf, (size_t)n, nl->seq);
-		if (r != -EAGAIN)
-			break;
-		r = 0; /* a stale reply: keep reading */
-	}
-	free(rbuf);
+	r = nl_request(nl, msg, (size_t)len, ack_reply, &nl->seq);
 
 	/* Kernel idempotency made explicit (keepalived does the same): the
 	 * address being there already, or gone already, is what we wanted. */
@@ -428,34 +440,34 @@ dump_chunk(const uint8_t *buf, size_t len, uint32_t seq, nl_addr_fn fn, void *ct
 	return 0;
 }
 
+struct dump_ctx {
+	uint32_t seq;
+	nl_addr_fn fn;
+	void *ctx;
+	bool stopped;
+};
+
+static int
+dump_reply(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct dump_ctx *d = ctx;
+
+	return dump_chunk(buf, n, d->seq, d->fn, d->ctx, &d->stopped);
+}
+
 /* Blocking (bounded by NL_REPLY_TIMEOUT_MS), the caller's thread. fn runs on it too. */
 int
 nl_addr_dump(struct nl *nl, int family, nl_addr_fn fn, void *ctx)
 {
 	uint8_t msg[NLMSG_SPACE(sizeof(struct ifaddrmsg))];
-	uint64_t deadline_ms = mr_now_ms() + NL_REPLY_TIMEOUT_MS;
-	bool stopped = false;
-	uint8_t *rbuf;
-	int len, r;
+	struct dump_ctx d = { .fn = fn, .ctx = ctx };
+	int len;
 
 	len = nl_build_getaddr(msg, sizeof(msg), ++nl->seq, family);
 	if (len < 0)
 		return len;
-	rbuf = calloc(1, NL_RCVBUF_BYTES);
-	if (rbuf == NULL)
-		return -ENOMEM;
-	r = nl_send(nl, msg, (size_t)len);
-	while (r == 0) {
-		int n = nl_recv(nl, rbuf, NL_RCVBUF_BYTES, deadline_ms);
-
-		if (n < 0) {
-			r = n;
-			break;
-		}
-		r = dump_chunk(rbuf, (size_t)n, nl->seq, fn, ctx, &stopped);
-	}
-	free(rbuf);
-	return r < 0 ? r : 0;
+	d.seq = nl->seq;
+	return nl_request(nl, msg, (size_t)len, dump_reply, &d);
 }
 
 struct present_ctx {

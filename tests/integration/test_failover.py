@@ -22,36 +22,25 @@ import hamirror_test as ht  # noqa: E402
 XL = {"n1": "198.19.0.1", "n2": "198.19.0.2"}
 PORT = 7000
 
-CONFIG = """<?xml version="1.0"?>
-<safe>
-  <service mode="mirror" defaultprim="${defaultprim}" failover="${failover}">
-    <heart port="${heart_port}" pulse="${pulse}" timeout="${hb_timeout}">
-      <heartbeat name="xlink" ident="flow">
+def _config():
+    """The harness's userconfig.xml with heartbeats (and replication, ident="flow") on
+    the direct xlink, and a <user> section for the test service's scripts."""
+    t = ht.USERCONFIG_TEMPLATE
+    hb = t[t.index("      <heartbeat "):t.index("    </heart>")]
+    t = t.replace(hb, """      <heartbeat name="xlink" ident="flow">
         <server name="${n1}" addr="198.19.0.1"/>
         <server name="${n2}" addr="198.19.0.2"/>
       </heartbeat>
-    </heart>
-    <vip>
-      <interface_list>
-        <interface check="on" name="eth0">
-          <real_interface>
-            <virtual_addr addr="${vip}" where="one_side_alias" check="on"/>
-          </real_interface>
-        </interface>
-      </interface_list>
-    </vip>
-    <rfs async="${async_mode}" port="${rfs_port}">
-${replicated_xml}
-    </rfs>
-    <user nicestoptimeout="10s" forcestoptimeout="5s" starttimeout="10s">
+""")
+    user = t[t.index("    <user "):t.index("    <check>")]
+    t = t.replace(user, """    <user nicestoptimeout="10s" forcestoptimeout="5s" starttimeout="10s">
       <var name="SVC_DIR" value="${tmp}/svc"/>
     </user>
-    <check>
-      <splitbrain ident="witness" exec="ping" arg="${witness}"/>
-    </check>
-  </service>
-</safe>
-"""
+""")
+    return t
+
+
+CONFIG = _config()
 
 SERVICE = r"""
 import os, socket, sys
