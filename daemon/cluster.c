@@ -40,7 +40,6 @@
 #include "vip.h"
 #include "witness.h"
 
-#define CLUSTER_HBF_LASTPRIM   0x20u /* heartbeat flag: this node was primary last */
 #define CLUSTER_QUEUE_MAX      32
 #define CLUSTER_POLL_MS        10u
 #define CLUSTER_CHECK_MS       500u
@@ -159,7 +158,7 @@ publish(struct cluster *c)
 	info.gen_id = c->meta.gen.id;
 	failover = c->meta.failover >= 0 ? c->meta.failover == 1 : m->conf->service.failover;
 	if (c->meta.last_role == META_ROLE_PRIMARY)
-		info.flags |= CLUSTER_HBF_LASTPRIM;
+		info.flags |= HB_F_LASTPRIM;
 	pthread_mutex_unlock(&c->meta_mu);
 	info.state = (uint8_t)m->state;
 	info.readiness = (uint8_t)m->readiness;
@@ -259,7 +258,7 @@ fill_view(struct cluster *c, struct fsm_view *v)
 	}
 	/* equal data: defaultprim=<node>, then the last primary, then node order;
 	 * both sides compute the same answer from the same two inputs */
-	peer_last = (c->peer.flags & CLUSTER_HBF_LASTPRIM) != 0;
+	peer_last = (c->peer.flags & HB_F_LASTPRIM) != 0;
 	if (svc->defaultprim == CONF_DEFAULTPRIM_SERVER)
 		v->prefer_me = strcmp(svc->defaultprim_server, m->node->name) == 0;
 	else if (me_last != peer_last)

@@ -357,8 +357,6 @@ fsm_guard_holds(enum fsm_guard g, const struct fsm_view *v)
 	case FSM_G_PEER_ALIVE_NOT_PRIMARY:
 		return v->peer_heard && (v->peer_state == MRD_STOP || v->peer_state == MRD_WAIT) &&
 		       v->peer_readiness != MRD_TRANSIENT && can_failover;
-	case FSM_G_INTF_OK:
-		return v->intf_ok;
 	case FSM_G_SPLITBRAIN:
 		return v->peer_heard && (v->gen_cmp == META_DIVERGED || v->peer_splitbrain);
 	case FSM_G__COUNT:

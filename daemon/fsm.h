@@ -109,7 +109,6 @@ enum fsm_guard {
 	FSM_G_HAS_WITNESS,
 	FSM_G_HANDOVER_OK,
 	FSM_G_PEER_ALIVE_NOT_PRIMARY, /* peer heard, stopped/waiting without handover */
-	FSM_G_INTF_OK,
 	FSM_G_SPLITBRAIN,    /* peer heard and data diverged */
 	FSM_G__COUNT
 };

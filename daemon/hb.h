@@ -42,10 +42,9 @@
 
 /* Flags carried in a heartbeat. */
 #define HB_F_FAILOVER   0x01u /* failover is on at the sender */
-#define HB_F_STOPPING   0x02u /* the sender is stopping on purpose (planned) */
 #define HB_F_HANDOVER   0x04u /* the sender asks the peer to take over (swap/stop) */
-#define HB_F_FORCED     0x08u /* the sender became primary with prim --force */
 #define HB_F_SPLITBRAIN 0x10u /* the sender sees a split brain */
+#define HB_F_LASTPRIM   0x20u /* the sender was primary last (election tie-break) */
 
 /* What a node says about itself. */
 struct hb_info {

@@ -77,7 +77,6 @@ struct resync {
 	uint64_t res_seq;  /* mu */
 	uint64_t res_fail; /* mu */
 	uint64_t hash_seq;   /* mu: the RS_HASHREQ answered last */
-	uint32_t hash_bs;    /* mu */
 	uint32_t hash_n;     /* mu */
 	uint8_t *hash_buf;   /* mu: owned copy of the answer */
 	bool finished;     /* mu: the thread is done */
@@ -673,7 +672,6 @@ resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h)
 	free(rs->hash_buf);
 	rs->hash_buf = copy;
 	rs->hash_n = h->block_size == RESYNC_BLOCK ? h->n : 0;
-	rs->hash_bs = h->block_size;
 	rs->hash_seq = h->req_seq;
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->mu);
