@@ -586,14 +586,21 @@ rs_meta(struct apply *a, const struct proto_op *op)
 }
 
 /* RS_HASHREQ: hash each block of [off, off + size) of the copy (no file: no
- * hashes) and hand the answer to the loop thread. */
+ * hashes; the answer stops at its end) and hand the answer to the loop
+ * thread. Holes are not read: a block wholly in a hole hashes as zeros. That
+ * matters on a full resync, where RS_FILE has just made an empty copy of the
+ * file's size, all hole. */
 static int
 rs_hashreq(struct apply *a, const struct proto_op *op)
 {
 	uint32_t bs = (uint32_t)op->rdev;
 	uint64_t n_blocks = bs > 0 ? (op->size + bs - 1) / bs : 0;
+	uint64_t data = 0, hole = 0; /* [data, hole): the next data extent */
+	size_t chunk = bs > (1u << 20) ? bs : (1u << 20) / bs * bs;
+	XXH128_canonical_t zero_can;
 	struct apply_hashes *h;
 	uint8_t *buf = NULL;
+	struct stat st;
 	uint32_t i, n = 0;
 	int fd;
 
@@ -605,18 +612,51 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 	h->req_seq = op->seq;
 	h->block_size = bs;
 	fd = openat2_beneath(a->roots[op->dir], op->path.p, O_RDONLY | O_NOFOLLOW);
-	if (fd >= 0)
-		buf = malloc(bs);
-	for (i = 0; fd >= 0 && buf != NULL && i < n_blocks; i++) {
-		ssize_t got = pread(fd, buf, bs, (off_t)(op->off + (uint64_t)i * bs));
-		XXH128_canonical_t can;
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		buf = calloc(1, chunk);
+	if (buf != NULL)
+		XXH128_canonicalFromHash(&zero_can, XXH3_128bits(buf, bs));
+	for (i = 0; buf != NULL && i < n_blocks;) {
+		uint64_t pos = op->off + (uint64_t)i * bs, want;
+		ssize_t got;
+		size_t bo;
 
-		if (got < 0)
+		if (pos >= (uint64_t)st.st_size)
+			break; /* end of the copy: the rest is missing */
+		if (pos >= hole) {
+			off_t d = lseek(fd, (off_t)pos, SEEK_DATA), e;
+
+			if (d < 0) {
+				/* ENXIO: a hole to the end; otherwise read everything */
+				data = errno == ENXIO ? UINT64_MAX : pos;
+				hole = UINT64_MAX;
+			} else {
+				e = lseek(fd, d, SEEK_HOLE);
+				data = (uint64_t)d;
+				hole = e < 0 ? UINT64_MAX : (uint64_t)e;
+			}
+		}
+		if (pos + bs <= data && pos + bs <= (uint64_t)st.st_size) {
+			memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &zero_can, PROTO_HASH_LEN);
+			n = ++i;
+			continue;
+		}
+		/* read blocks up to the chunk, the request's end or the hole */
+		want = (n_blocks - i) * bs < chunk ? (n_blocks - i) * bs : chunk;
+		if (hole > pos && hole - pos < want)
+			want = (hole - pos + bs - 1) / bs * bs;
+		got = pread(fd, buf, (size_t)want, (off_t)pos);
+		if (got <= 0)
 			break;
-		XXH128_canonicalFromHash(&can, XXH3_128bits(buf, (size_t)got));
-		memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
-		n = i + 1;
-		if ((size_t)got < bs)
+		for (bo = 0; bo < (size_t)got; bo += bs, i++) {
+			size_t bl = (size_t)got - bo < bs ? (size_t)got - bo : bs;
+			XXH128_canonical_t can;
+
+			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
+			memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
+		}
+		n = i;
+		if ((uint64_t)got < want)
 			break; /* end of the copy: the rest is missing */
 	}
 	free(buf);

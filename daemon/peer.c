@@ -344,9 +344,10 @@ conn_flush(struct peer_conn *c)
 
 	if (n == 0 || c->closing)
 		return 0;
-	w = calloc(1, sizeof(*w) + n);
+	w = malloc(sizeof(*w) + n); /* (calloc would zero up to 1 MiB per frame) */
 	if (w == NULL)
 		return -ENOMEM;
+	memset(w, 0, sizeof(*w));
 	w->c = c;
 	w->len = tls_out_take(&c->tls, w->data, n);
 	buf = uv_buf_init((char *)w->data, (unsigned)w->len);
@@ -1032,6 +1033,17 @@ peer_drop(struct peer *p, const char *reason)
 	if (p->link->state == CONN_UP)
 		log_warn("peer: dropping link peer=%s reason=\"%s\"", p->peer_name, reason);
 	conn_drop(p->link, reason, false);
+}
+
+/* See peer.h. Loop thread. */
+void
+peer_kick(struct peer *p)
+{
+	if (p == NULL || p->stopping || !p->client || p->link != NULL)
+		return;
+	uv_timer_stop(&p->retry);
+	p->backoff_ms = PEER_BACKOFF_MIN_MS;
+	client_connect(p);
 }
 
 /* See peer.h. Calls on_down("stopping") if the link was up, then closes

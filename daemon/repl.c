@@ -36,7 +36,7 @@
 
 #define REPL_TIMER_MS     100u
 #define REPL_REC_OVERHEAD 160u /* header + fixed fields, for the byte budget */
-#define REPL_RS_CHUNK_BUDGET (REPL_REC_OVERHEAD + 256u * 1024u) /* one resync chunk */
+#define REPL_RS_CHUNK_BUDGET (REPL_REC_OVERHEAD + 1024u * 1024u) /* one resync chunk */
 
 struct repl_rec {
 	struct repl_rec *next;
@@ -199,7 +199,7 @@ repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
 	if (!r->link_up || r->stopping)
 		return 0;
 	rec = calloc(1, sizeof(*rec));
-	o = calloc(1, sizeof(*o) + plen + 1 + p2len + 1 + dlen);
+	o = malloc(sizeof(*o) + plen + 1 + p2len + 1 + dlen); /* *o is set whole below */
 	if (rec == NULL || o == NULL) {
 		free(rec);
 		free(o);

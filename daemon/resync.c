@@ -52,12 +52,34 @@
 
 #include <xxhash.h>
 
-#define RESYNC_CHUNK      (256u * 1024u)
+#define RESYNC_CHUNK      (1024u * 1024u)
 #define RESYNC_BLOCK      (4u * 1024u) /* the unit compared by hash */
 /* bytes whose hashes fit one RS_HASHES frame */
 #define RESYNC_RANGE ((uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * RESYNC_BLOCK)
 #define RESYNC_MAX_PASSES 10u
+#define RESYNC_AHEAD      16u /* files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
+
+/* The target's answer to one RS_HASHREQ. */
+struct rs_answer {
+	struct rs_answer *next;
+	uint64_t req;
+	uint32_t n; /* hashes (0: the target has no such block) */
+	uint8_t hashes[];
+};
+
+/* A file whose RS_FILE and first RS_HASHREQ are queued, its data not yet
+ * compared: up to RESYNC_AHEAD of them, so that the target hashes the next
+ * files while this side reads and sends the current one (the stream never
+ * drains at a file boundary). */
+struct rs_pending {
+	char path[PROTO_MAX_STR + 1];
+	uint8_t dir;
+	int fd;
+	struct stat st;
+	uint64_t req; /* the RS_HASHREQ of [0, len) */
+	uint64_t len;
+};
 
 struct resync {
 	uv_loop_t *loop;
@@ -76,9 +98,8 @@ struct resync {
 	bool have_result;  /* mu */
 	uint64_t res_seq;  /* mu */
 	uint64_t res_fail; /* mu */
-	uint64_t hash_seq;   /* mu: the RS_HASHREQ answered last */
-	uint32_t hash_n;     /* mu */
-	uint8_t *hash_buf;   /* mu: owned copy of the answer */
+	struct rs_answer *ans_head; /* mu: RS_HASHES received, in stream order */
+	struct rs_answer *ans_tail; /* mu */
 	bool finished;     /* mu: the thread is done */
 	bool ok;           /* mu */
 	char why[160];     /* mu */
@@ -89,6 +110,10 @@ struct resync {
 	atomic_uint_fast64_t sent_bytes;
 	atomic_uint pass;
 	bool reported; /* loop thread */
+
+	struct rs_pending ahead[RESYNC_AHEAD]; /* resync thread: a ring */
+	unsigned ahead_first, ahead_n;
+	char *buf; /* resync thread: RESYNC_CHUNK bytes */
 };
 
 /* Open path (relative, "" = the root) beneath root one component at a time
@@ -174,25 +199,35 @@ queue_meta_locked(struct resync *rs, uint8_t dir, const char *path)
 	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
 
-/* Wait for the answer to RS_HASHREQ req; returns a copy of the hashes
- * (caller frees; NULL with *n 0 when the target has none) or sets *stopped. */
-static uint8_t *
-wait_hashes(struct resync *rs, uint64_t req, uint32_t *n, bool *stopped)
+/* Wait for the answer to RS_HASHREQ req (answers come in stream order;
+ * older ones, of requests given up, are dropped). Returns it (caller frees),
+ * or NULL when stopping. */
+static struct rs_answer *
+wait_hashes(struct resync *rs, uint64_t req)
 {
-	uint8_t *h = NULL;
+	struct rs_answer *a = NULL;
 
 	pthread_mutex_lock(&rs->mu);
-	while (!rs->stop && rs->hash_seq != req)
+	while (!rs->stop) {
+		a = rs->ans_head;
+		if (a != NULL) {
+			rs->ans_head = a->next;
+			if (rs->ans_head == NULL)
+				rs->ans_tail = NULL;
+			if (a->req == req)
+				break;
+			free(a);
+			a = NULL;
+			continue;
+		}
 		pthread_cond_wait(&rs->cond, &rs->mu);
-	*stopped = rs->stop;
-	*n = 0;
-	if (!rs->stop) {
-		h = rs->hash_buf;
-		*n = rs->hash_n;
-		rs->hash_buf = NULL;
+	}
+	if (rs->stop) {
+		free(a);
+		a = NULL;
 	}
 	pthread_mutex_unlock(&rs->mu);
-	return h;
+	return a;
 }
 
 /* Queue RS_DATA for [off, off + len) of buf. Lock held. */
@@ -241,91 +276,151 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 	return r;
 }
 
+/* Queue RS_HASHREQ for [off, off + len) of path. Returns its seq, 0 if the
+ * link is gone. */
+static uint64_t
+queue_hashreq(struct resync *rs, uint8_t dir, const char *path, uint64_t off, uint64_t len)
+{
+	struct proto_op o = { .type = PROTO_RS_HASHREQ, .off = off, .size = len,
+		              .rdev = RESYNC_BLOCK };
+	uint64_t req;
+
+	set_path(&o, path);
+	repl_rs_lock(rs->r);
+	req = repl_rs_queue_locked(rs->r, dir, &o);
+	repl_rs_unlock(rs->r);
+	return req;
+}
+
+/* Compare and send [range, range + len) of the pending file p against the
+ * answer a. Returns 0, -errno, or 1 when the name no longer leads to the
+ * inode read (the stream has that story). */
+static int
+send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len,
+           const struct rs_answer *a)
+{
+	struct stat now;
+	uint64_t off;
+	int r = 0;
+
+	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
+		size_t want = range + len - off < RESYNC_CHUNK ? (size_t)(range + len - off)
+		                                               : RESYNC_CHUNK;
+		ssize_t got;
+
+		repl_rs_lock(rs->r);
+		/* the name must still be this inode, or the data would land elsewhere */
+		if (fstatat(rs->roots[p->dir], p->path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    now.st_ino != p->st.st_ino || now.st_dev != p->st.st_dev) {
+			repl_rs_unlock(rs->r);
+			return 1;
+		}
+		got = pread(p->fd, rs->buf, want, (off_t)off);
+		if (got > 0)
+			r = send_differing(rs, p->dir, p->path, range, a->hashes, a->n, off, rs->buf,
+			                   (size_t)got);
+		repl_rs_unlock(rs->r);
+		if (got <= 0)
+			break; /* shrunk meanwhile: the stream has the truncate */
+		off += (uint64_t)got;
+		atomic_fetch_add(&rs->bytes, (uint64_t)got);
+	}
+	return r;
+}
+
+/* Finish the oldest pending file: its first range against the answer, then
+ * each further range of up to RESYNC_RANGE bytes (RS_HASHREQ, the answer,
+ * RS_DATA for the blocks that differ), then the times. */
+static int
+file_finish(struct resync *rs)
+{
+	struct rs_pending *p = &rs->ahead[rs->ahead_first];
+	uint64_t range = 0, len = p->len, size = (uint64_t)p->st.st_size, req = p->req;
+	int r = 0;
+
+	rs->ahead_first = (rs->ahead_first + 1) % RESYNC_AHEAD;
+	rs->ahead_n--;
+	while (r == 0 && req != 0 && !stopping(rs)) {
+		struct rs_answer *a = wait_hashes(rs, req);
+
+		if (a == NULL)
+			break;
+		r = send_range(rs, p, range, len, a);
+		free(a);
+		range += len;
+		if (r != 0 || range >= size)
+			break;
+		len = size - range < RESYNC_RANGE ? size - range : RESYNC_RANGE;
+		req = queue_hashreq(rs, p->dir, p->path, range, len);
+		if (req == 0)
+			r = -ENOTCONN;
+	}
+	if (r == 1)
+		r = 0;
+	if (r == 0 && !stopping(rs)) {
+		repl_rs_lock(rs->r);
+		r = queue_meta_locked(rs, p->dir, p->path);
+		repl_rs_unlock(rs->r);
+	}
+	(void)close(p->fd);
+	atomic_fetch_add(&rs->files, 1);
+	return r;
+}
+
+/* Finish every pending file. */
+static int
+files_flush(struct resync *rs)
+{
+	int r = 0;
+
+	while (rs->ahead_n > 0) {
+		int e = file_finish(rs);
+
+		if (r == 0)
+			r = e;
+	}
+	return r;
+}
+
 /* One regular file: RS_FILE (the target truncates or extends its copy to the
- * size), then per range of up to RESYNC_RANGE bytes: RS_HASHREQ, the target's
- * block hashes, and RS_DATA for the blocks that differ; then the times. */
+ * size) and the RS_HASHREQ of its first range now; the comparison when it is
+ * the oldest of RESYNC_AHEAD pending files (file_finish). */
 static int
 pass_file(struct resync *rs, uint8_t dir, const char *path)
 {
 	struct proto_op o = { .type = PROTO_RS_FILE };
-	struct stat st, now;
-	uint64_t range, size;
-	char *buf;
+	struct rs_pending *p;
 	int fd, r = 0;
 
-	buf = malloc(RESYNC_CHUNK);
-	if (buf == NULL)
-		return -ENOMEM;
+	if (rs->ahead_n == RESYNC_AHEAD && (r = file_finish(rs)) < 0)
+		return r;
+	p = &rs->ahead[(rs->ahead_first + rs->ahead_n) % RESYNC_AHEAD];
 	repl_rs_lock(rs->r);
 	fd = open_beneath(rs->roots[dir], path, O_RDONLY);
-	if (fd < 0 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+	if (fd < 0 || fstat(fd, &p->st) == -1 || !S_ISREG(p->st.st_mode)) {
 		repl_rs_unlock(rs->r);
-		free(buf);
 		if (fd >= 0)
 			(void)close(fd);
 		return 0; /* gone or replaced: the stream has its story */
 	}
-	fill_meta(&o, &st);
-	o.size = size = (uint64_t)st.st_size;
+	fill_meta(&o, &p->st);
+	o.size = (uint64_t)p->st.st_size;
 	set_path(&o, path);
 	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
 		r = -ENOTCONN;
 	repl_rs_unlock(rs->r);
-	for (range = 0; r == 0 && range < size && !stopping(rs); range += RESYNC_RANGE) {
-		uint64_t len = size - range < RESYNC_RANGE ? size - range : RESYNC_RANGE, off, req;
-		uint8_t *th;
-		uint32_t n;
-		bool stop;
-
-		o = (struct proto_op){ .type = PROTO_RS_HASHREQ, .off = range, .size = len,
-			               .rdev = RESYNC_BLOCK };
-		set_path(&o, path);
-		repl_rs_lock(rs->r);
-		req = repl_rs_queue_locked(rs->r, dir, &o);
-		repl_rs_unlock(rs->r);
-		if (req == 0) {
-			r = -ENOTCONN;
-			break;
-		}
-		th = wait_hashes(rs, req, &n, &stop);
-		if (stop) {
-			free(th);
-			break;
-		}
-		for (off = range; r == 0 && off < range + len && !stopping(rs);) {
-			size_t want = range + len - off < RESYNC_CHUNK ? (size_t)(range + len - off)
-			                                               : RESYNC_CHUNK;
-			ssize_t got;
-
-			repl_rs_lock(rs->r);
-			/* the name must still be this inode, or the data would land elsewhere */
-			if (fstatat(rs->roots[dir], path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
-			    now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
-				repl_rs_unlock(rs->r);
-				off = UINT64_MAX;
-				break;
-			}
-			got = pread(fd, buf, want, (off_t)off);
-			if (got > 0)
-				r = send_differing(rs, dir, path, range, th, n, off, buf, (size_t)got);
-			repl_rs_unlock(rs->r);
-			if (got <= 0)
-				break; /* shrunk meanwhile: the stream has the truncate */
-			off += (uint64_t)got;
-			atomic_fetch_add(&rs->bytes, (uint64_t)got);
-		}
-		free(th);
-		if (off == UINT64_MAX)
-			break;
+	if (r < 0) {
+		(void)close(fd);
+		return r;
 	}
-	if (r == 0 && !stopping(rs)) {
-		repl_rs_lock(rs->r);
-		r = queue_meta_locked(rs, dir, path);
-		repl_rs_unlock(rs->r);
-	}
-	(void)close(fd);
-	free(buf);
-	atomic_fetch_add(&rs->files, 1);
+	(void)snprintf(p->path, sizeof(p->path), "%s", path);
+	p->dir = dir;
+	p->fd = fd;
+	p->len = o.size < RESYNC_RANGE ? o.size : RESYNC_RANGE;
+	p->req = 0;
+	if (o.size > 0 && (p->req = queue_hashreq(rs, dir, path, 0, p->len)) == 0)
+		r = -ENOTCONN;
+	rs->ahead_n++;
 	return r;
 }
 
@@ -465,6 +560,13 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 			r = pass_other(rs, dir, child);
 	}
 	free(names);
+	{
+		/* the files' data, then the directory's times */
+		int e = files_flush(rs);
+
+		if (r == 0)
+			r = e;
+	}
 	if (r == 0) {
 		repl_rs_lock(rs->r);
 		r = queue_meta_locked(rs, dir, path);
@@ -548,6 +650,12 @@ resync_main(void *arg)
 	struct resync *rs = arg;
 	unsigned pass;
 	char why[160];
+
+	rs->buf = malloc(RESYNC_CHUNK);
+	if (rs->buf == NULL) {
+		finish(rs, false, "out of memory");
+		return NULL;
+	}
 
 	for (size_t i = 0; i < rs->n_dirs; i++) {
 		int fd = open_beneath(rs->roots[i], "", O_RDONLY | O_DIRECTORY);
@@ -658,21 +766,25 @@ resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures)
 void
 resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h)
 {
-	uint8_t *copy = NULL;
+	uint32_t n = h->block_size == RESYNC_BLOCK ? h->n : 0;
+	struct rs_answer *a;
 
 	if (rs == NULL)
 		return;
-	if (h->n > 0) {
-		copy = malloc((size_t)h->n * PROTO_HASH_LEN);
-		if (copy == NULL)
-			return; /* the thread waits; the link will be dropped on timeout */
-		memcpy(copy, h->hashes, (size_t)h->n * PROTO_HASH_LEN);
-	}
+	a = malloc(sizeof(*a) + (size_t)n * PROTO_HASH_LEN);
+	if (a == NULL)
+		return; /* the thread waits; the link will be dropped on timeout */
+	a->next = NULL;
+	a->req = h->req_seq;
+	a->n = n;
+	if (n > 0)
+		memcpy(a->hashes, h->hashes, (size_t)n * PROTO_HASH_LEN);
 	pthread_mutex_lock(&rs->mu);
-	free(rs->hash_buf);
-	rs->hash_buf = copy;
-	rs->hash_n = h->block_size == RESYNC_BLOCK ? h->n : 0;
-	rs->hash_seq = h->req_seq;
+	if (rs->ans_tail != NULL)
+		rs->ans_tail->next = a;
+	else
+		rs->ans_head = a;
+	rs->ans_tail = a;
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->mu);
 }
@@ -705,7 +817,13 @@ close_cb(uv_handle_t *h)
 
 	pthread_mutex_destroy(&rs->mu);
 	pthread_cond_destroy(&rs->cond);
-	free(rs->hash_buf);
+	while (rs->ans_head != NULL) {
+		struct rs_answer *a = rs->ans_head;
+
+		rs->ans_head = a->next;
+		free(a);
+	}
+	free(rs->buf);
 	free(rs);
 }
 
