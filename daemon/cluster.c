@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dirty.h"
 #include "err.h"
 #include "hb.h"
 #include "log.h"
@@ -60,6 +61,8 @@ struct cluster {
 	pthread_mutex_t meta_mu;
 	struct meta meta; /* under meta_mu */
 	char meta_path[4096];
+	char dirty_path[4096];
+	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
 	char scripts_dir[4096];
 	struct hb *hb;
 	struct vip *vip;
@@ -159,6 +162,8 @@ publish(struct cluster *c)
 	failover = c->meta.failover >= 0 ? c->meta.failover == 1 : m->conf->service.failover;
 	if (c->meta.last_role == META_ROLE_PRIMARY)
 		info.flags |= HB_F_LASTPRIM;
+	if (c->exact)
+		info.flags |= HB_F_EXACT;
 	pthread_mutex_unlock(&c->meta_mu);
 	info.state = (uint8_t)m->state;
 	info.readiness = (uint8_t)m->readiness;
@@ -281,11 +286,75 @@ fill_view(struct cluster *c, struct fsm_view *v)
 
 /* ---- states ------------------------------------------------------------------------ */
 
+/* The module stopped with nothing mounted: the dirty set is complete. Save
+ * it, then say so in the metadata (the set is trusted after a restart only
+ * with clean_stop, which the next start clears before anything is written). */
+static void
+save_clean_stop(struct cluster *c)
+{
+	char err[512];
+	bool trusted;
+	size_t n = dirty_count(c->m->dirty, &trusted);
+
+	if (dirty_save(c->m->dirty, c->dirty_path, err, sizeof(err)) < 0) {
+		log_err("dirty: cannot save the set of changed files err=\"%s\"; the next "
+		        "resync compares every file",
+		        err);
+		return;
+	}
+	pthread_mutex_lock(&c->meta_mu);
+	c->meta.clean_stop = true;
+	meta_persist(c);
+	pthread_mutex_unlock(&c->meta_mu);
+	log_info("dirty: saved files=%zu trusted=%s", n, trusted ? "yes" : "no");
+}
+
+/* At start: take the saved dirty set if the last stop was clean, decide
+ * whether our copy is exact, and clear clean_stop (persisted) before anything
+ * can change the data. */
+static void
+load_dirty(struct cluster *c)
+{
+	char err[512], boot[40] = "";
+	bool clean = c->meta.clean_stop, same_boot, trusted;
+	size_t n;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (f != NULL) {
+		if (fgets(boot, sizeof(boot), f) == NULL)
+			boot[0] = '\0';
+		boot[strcspn(boot, "\n")] = '\0';
+		(void)fclose(f);
+	}
+	same_boot = boot[0] != '\0' && strcmp(boot, c->meta.boot_id) == 0;
+	if (clean) {
+		int r = dirty_load(c->m->dirty, c->dirty_path, err, sizeof(err));
+
+		if (r < 0 && r != -ENOENT)
+			log_warn("dirty: cannot load the saved set err=\"%s\"; the next resync "
+			         "compares every file",
+			         err);
+	}
+	/* A SECOND applies the primary's ops in order and has none of its own:
+	 * after a crash its copy is still exact if the kernel kept its page cache
+	 * (same boot); a clean stop synced everything. */
+	c->exact = c->meta.gen.seq > 0 &&
+	           (clean || (c->meta.last_role == META_ROLE_SECOND && same_boot));
+	c->meta.clean_stop = false;
+	(void)snprintf(c->meta.boot_id, sizeof(c->meta.boot_id), "%s", boot);
+	meta_persist(c);
+	n = dirty_count(c->m->dirty, &trusted);
+	log_notice("dirty: files=%zu trusted=%s exact_copy=%s (clean_stop=%s same_boot=%s)",
+	           n, trusted ? "yes" : "no",
+	           c->exact ? "yes" : "no", clean ? "yes" : "no", same_boot ? "yes" : "no");
+}
+
 static void
 set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const char *message)
 {
 	struct mrd *m = c->m;
 	bool changed = m->state != st || m->readiness != rd;
+	enum mrd_state was = m->state;
 
 	m->state = st;
 	m->readiness = rd;
@@ -305,7 +374,17 @@ set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const cha
 			meta_persist(c);
 	}
 	m->uptodate = c->meta.uptodate && (is_primary(st) || (st == MRD_SECOND && rd == MRD_READY));
+	if (is_primary(st)) {
+		c->exact = false; /* it writes: its changes are in its dirty set */
+	} else if (st == MRD_SECOND && rd == MRD_READY && changed) {
+		/* a copy of the primary's generation, nothing of its own */
+		c->exact = true;
+		dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
+	}
 	pthread_mutex_unlock(&c->meta_mu);
+	if (st == MRD_STOP && rd == MRD_NOTREADY && was != MRD_STOP &&
+	    mirror_current_role(m) == MIRROR_NONE)
+		save_clean_stop(c); /* a stop from a running state, nothing mounted */
 	if (changed)
 		publish(c);
 }
@@ -1104,6 +1183,30 @@ cluster_hello_split(struct mrd *m, const uint8_t gen[16], char *why, size_t why_
 	return r == META_DIVERGED;
 }
 
+bool
+cluster_peer_exact(struct mrd *m, uint64_t *gen_seq, uint64_t *gen_id)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL || !c->peer_heard)
+		return false;
+	*gen_seq = c->peer.gen_seq;
+	*gen_id = c->peer.gen_id;
+	return (c->peer.flags & HB_F_EXACT) != 0;
+}
+
+void
+cluster_dirty_reset(struct mrd *m)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
+	pthread_mutex_unlock(&c->meta_mu);
+}
+
 void
 cluster_resync_begin(struct mrd *m)
 {
@@ -1365,6 +1468,14 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 		           c->meta.gen.seq, c->meta.gen.id, c->meta.uptodate ? "yes" : "no",
 		           c->meta.clean_stop ? "yes" : "no", (int)c->meta.last_role);
 	}
+	(void)snprintf(c->dirty_path, sizeof(c->dirty_path), "%s/%s.dirty", m->node->state_dir,
+	               m->module);
+	m->dirty = dirty_new(DIRTY_BLOCK);
+	if (m->dirty == NULL) {
+		r = -ENOMEM;
+		goto err;
+	}
+	load_dirty(c);
 	m->cluster = c;
 	MR_BUG_ON(uv_timer_init(m->loop, &c->start_timer) != 0);
 	MR_BUG_ON(uv_timer_init(m->loop, &c->poll_timer) != 0);
@@ -1421,6 +1532,8 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 
 err_handles:
 	m->cluster = NULL;
+	dirty_free(m->dirty);
+	m->dirty = NULL;
 	script_runner_free(c->scripts);
 	vip_free(c->vip);
 	c->pending_closes = 4;
@@ -1454,6 +1567,8 @@ cluster_stop(struct mrd *m)
 	}
 	/* unmount now, while the engine's divergence hook may still reach us */
 	mirror_stop(m);
+	dirty_free(m->dirty);
+	m->dirty = NULL;
 	m->cluster = NULL;
 	hb_stop(c->hb);
 	c->hb = NULL;

@@ -54,6 +54,14 @@ bool cluster_hello_split(struct mrd *m, const uint8_t gen[16], char *why, size_t
  * until it ends (then cluster_link(m, true) is called). */
 void cluster_resync_begin(struct mrd *m);
 
+/* The peer's generation from its heartbeat, and whether it says its copy is
+ * exactly that generation (HB_F_EXACT): false when not heard. */
+bool cluster_peer_exact(struct mrd *m, uint64_t *gen_seq, uint64_t *gen_id);
+
+/* The two copies are equal now: empty the dirty set, relative to our
+ * current generation. */
+void cluster_dirty_reset(struct mrd *m);
+
 /* Add the cluster view to a status result: peer, heartbeat networks, VIP,
  * witness, generation, last transition. */
 void cluster_status(struct mrd *m, json_t *result);

@@ -45,6 +45,8 @@
 #define HB_F_HANDOVER   0x04u /* the sender asks the peer to take over (swap/stop) */
 #define HB_F_SPLITBRAIN 0x10u /* the sender sees a split brain */
 #define HB_F_LASTPRIM   0x20u /* the sender was primary last (election tie-break) */
+#define HB_F_EXACT      0x40u /* the sender's copy is exactly its generation as
+                               * mirrored: no change of its own (see dirty.h) */
 
 /* What a node says about itself. */
 struct hb_info {

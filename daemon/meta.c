@@ -117,6 +117,8 @@ meta_encode(const struct meta *m)
 	              "last_seq", (json_int_t)m->last_seq);
 	if (o == NULL)
 		return NULL;
+	if (m->boot_id[0] != '\0')
+		json_object_set_new(o, "boot_id", json_string(m->boot_id));
 	s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	return s;
@@ -194,6 +196,9 @@ meta_decode(const char *text, struct meta *out, char *err, size_t err_len)
 	out->alone_at_stop = alone;
 	out->failover = failover;
 	out->last_seq = (uint64_t)last_seq;
+	v = json_object_get(o, "boot_id"); /* optional */
+	if (json_is_string(v))
+		(void)snprintf(out->boot_id, sizeof(out->boot_id), "%s", json_string_value(v));
 	r = 0;
 out:
 	json_decref(o);
@@ -233,47 +238,14 @@ meta_load(const char *path, struct meta *out, char *err, size_t err_len)
 int
 meta_save(const char *path, const struct meta *m, char *err, size_t err_len)
 {
-	char tmp[4096], dir[4096];
 	char *text = meta_encode(m);
-	size_t len;
-	int fd, r = 0;
+	int r;
 
 	if (text == NULL) {
 		(void)snprintf(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
-	len = strlen(text);
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-		free(text);
-		(void)snprintf(err, err_len, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		r = -errno;
-		goto out;
-	}
-	if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
-		r = errno != 0 ? -errno : -EIO;
-	if (r == 0 && fsync(fd) == -1)
-		r = -errno;
-	if (close(fd) == -1 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) == -1)
-		r = -errno;
-	if (r == 0) {
-		(void)snprintf(dir, sizeof(dir), "%s", path);
-		fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd == -1 || fsync(fd) == -1)
-			r = -errno;
-		if (fd != -1)
-			(void)close(fd);
-	}
-out:
+	r = mr_write_file_atomic(path, text, strlen(text), err, err_len);
 	free(text);
-	if (r < 0) {
-		(void)unlink(tmp);
-		(void)snprintf(err, err_len, "%s: %s", path, strerror(-r));
-	}
 	return r;
 }

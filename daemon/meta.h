@@ -45,6 +45,7 @@ struct meta {
 	enum meta_role last_role;
 	int failover;         /* -1: from userconfig.xml; 0 off; 1 on (mirrorctl failover) */
 	uint64_t last_seq;    /* last replication seq applied or sent */
+	char boot_id[40];     /* the kernel boot this node's daemon last ran in ("": unknown) */
 };
 
 enum meta_cmp {

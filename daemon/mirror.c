@@ -21,6 +21,7 @@
 
 #include "apply.h"
 #include "cluster.h"
+#include "dirty.h"
 #include "err.h"
 #include "log.h"
 #include "mrd.h"
@@ -203,6 +204,7 @@ resync_done_cb(void *ctx, bool ok, const char *why)
 		return;
 	if (ok) {
 		repl_resynced(mi->repl);
+		cluster_dirty_reset(m);
 		mi->need_resync = false;
 		log_notice("resync: the secondary's copy matches (%s)", why);
 	} else if (m->peer != NULL && peer_is_up(m->peer)) {
@@ -264,6 +266,8 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 		if (r < 0)
 			goto err;
 		repl_set_diverge_cb(mi->repl, diverge_cb, m);
+		repl_set_dirty(mi->repl, m->dirty);
+		dirty_set_roots(m->dirty, mi->root_fds, mi->n_dirs);
 		for (i = 0; i < mi->n_dirs; i++) {
 			/* fsync overlaps with the peer's, unless replies come early */
 			r = start_shim(&mi->dirs[i], rfs->repl[i].dir, false, repl_submit,
@@ -306,6 +310,8 @@ mirror_stop(struct mrd *m)
 	mi->resync = NULL;
 	mi->repl = NULL;
 	stop_shims(mi);
+	if (mi->role == MIRROR_PRIMARY)
+		dirty_set_roots(m->dirty, NULL, 0);
 	apply_stop(mi->apply);
 	mi->apply = NULL;
 	for (i = 0; i < mi->n_dirs; i++)
@@ -487,11 +493,21 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 		repl_set_peer(mi->repl, m->peer);
 		repl_link_up(mi->repl);
 		if (mi->need_resync) {
-			int r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs,
-			                     resync_done_cb, m, &mi->resync);
+			uint64_t seq = 0, id = 0;
+			bool exact = cluster_peer_exact(m, &seq, &id);
+			bool trusted = exact && dirty_trusted_for(m->dirty, seq, id);
+			int r;
 
+			log_notice("resync: %s (peer gen=%" PRIu64 " exact_copy=%s)",
+			           trusted ? "only the files and blocks changed since the peer left"
+			                   : "comparing every file by block checksums",
+			           seq, exact ? "yes" : "no");
+			r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs,
+			                 trusted ? m->dirty : NULL, resync_done_cb, m, &mi->resync);
 			if (r < 0)
 				log_err("resync: cannot start err=\"%s\"", mr_strerror(r));
+		} else {
+			cluster_dirty_reset(m); /* paired with equal data */
 		}
 	}
 	if (mi->apply != NULL && mi->need_resync) {

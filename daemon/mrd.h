@@ -61,6 +61,7 @@ struct mrd {
 	struct ctl_srv *ctl;   /* owned */
 	struct peer *peer;     /* owned: the replication link (peer.h) */
 	struct mirror *mirror; /* owned: shims + engine (mirror.h), or NULL */
+	struct dirty *dirty;   /* owned by the cluster: files that may differ (dirty.h) */
 	struct cluster *cluster; /* owned: the state machine's executor (cluster.h) */
 	bool stopping;
 };

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dirty.h"
 #include "err.h"
 #include "log.h"
 #include "peer.h"
@@ -79,9 +80,11 @@ struct repl {
 	uint64_t inflight_bytes;
 	uint64_t inflight_ops;
 	uint64_t alone_ops;
+	struct dirty *dirty; /* borrowed, or NULL */
 	repl_diverge_fn diverge_cb;
 	void *diverge_ctx;
 	uint64_t ns_changes; /* renames and links taken (a resync pass must run again) */
+	uint64_t ns_ops;     /* any op that can change which inode a name leads to */
 
 	/* loop thread only */
 	struct rec_list unsent;
@@ -244,6 +247,12 @@ repl_rs_ns_changes(struct repl *r)
 	return n;
 }
 
+uint64_t
+repl_rs_ns_ops_locked(struct repl *r)
+{
+	return r->ns_ops;
+}
+
 void
 repl_resynced(struct repl *r)
 {
@@ -286,16 +295,24 @@ repl_submit(void *ctx, struct shim_op *op)
 		pthread_cond_wait(&r->room, &r->mu);
 	if (rec == NULL || !r->link_up || r->stopping || r->frozen) {
 		repl__diverged(r, op);
+		dirty_op(r->dirty, d->idx, op, changes_data(op));
+		dirty_done(r->dirty, d->idx, op); /* the shim completes it now */
 		pthread_mutex_unlock(&r->mu);
 		free(rec);
 		return false;
 	}
+	dirty_op(r->dirty, d->idx, op, false);
 	rec->op = op;
 	rec->bytes = bytes;
 	rec->dir = d->idx;
 	rec->seq = ++r->last_seq;
 	if (op->type == SHIM_OP_RENAME || op->type == SHIM_OP_LINK)
 		r->ns_changes++;
+	if (op->type == SHIM_OP_RENAME || op->type == SHIM_OP_LINK ||
+	    op->type == SHIM_OP_UNLINK || op->type == SHIM_OP_CREATE ||
+	    op->type == SHIM_OP_MKNOD || op->type == SHIM_OP_SYMLINK ||
+	    op->type == SHIM_OP_MKDIR || op->type == SHIM_OP_RMDIR)
+		r->ns_ops++;
 	r->inflight_bytes += bytes;
 	r->inflight_ops++;
 	list_append(&r->incoming, rec);
@@ -373,10 +390,12 @@ complete_list(struct repl *r, struct rec_list *l)
 	while ((rec = list_pop(l)) != NULL) {
 		bytes += rec->bytes;
 		ops++;
-		if (rec->rs != NULL)
+		if (rec->rs != NULL) {
 			free(rec->rs);
-		else
+		} else {
+			dirty_done(r->dirty, rec->dir, rec->op);
 			shim_op_complete(rec->op);
+		}
 		free(rec);
 	}
 	if (ops > 0)
@@ -538,7 +557,7 @@ repl_link_down(struct repl *r, const char *why)
 			if (!r->diverged && r->diverge_cb != NULL)
 				r->diverge_cb(r->diverge_ctx);
 			r->diverged = true;
-			break;
+			dirty_mark(r->dirty, rec->dir, rec->op); /* sent, never acknowledged */
 		}
 	}
 	r->alone_ops += n;
@@ -563,6 +582,14 @@ repl_get_stats(struct repl *r, struct repl_stats *st)
 	st->alone_ops = r->alone_ops;
 	pthread_mutex_unlock(&r->mu);
 	st->acked_seq = r->acked_seq;
+}
+
+void
+repl_set_dirty(struct repl *r, struct dirty *d)
+{
+	pthread_mutex_lock(&r->mu);
+	r->dirty = d;
+	pthread_mutex_unlock(&r->mu);
 }
 
 void
@@ -643,6 +670,9 @@ repl_stop(struct repl *r)
 	list_splice(&all, &r->inflight);
 	list_splice(&all, &r->unsent);
 	list_splice(&all, &r->incoming);
+	for (struct repl_rec *rec = all.head; rec != NULL; rec = rec->next)
+		if (rec->op != NULL && changes_data(rec->op))
+			dirty_mark(r->dirty, rec->dir, rec->op); /* never acknowledged */
 	pthread_cond_broadcast(&r->room);
 	pthread_mutex_unlock(&r->mu);
 	complete_list(r, &all);

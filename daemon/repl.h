@@ -65,6 +65,11 @@ void *repl_dir_ctx(struct repl *r, size_t i);
 bool repl_submit(void *ctx, struct shim_op *op);
 
 /* The peer link (borrowed; may be NULL). */
+/* The dirty set this engine feeds: every op's open-file names, and what the
+ * ops completed without the peer changed. Before the link comes up. */
+struct dirty;
+void repl_set_dirty(struct repl *r, struct dirty *d);
+
 void repl_set_peer(struct repl *r, struct peer *p);
 
 /* Can the link resume with a secondary that applied up to peer_last_seq?
@@ -84,6 +89,11 @@ void repl_rs_unlock(struct repl *r);
 /* Renames and links taken so far (a pass during which some happened must run
  * again: a moved directory may have escaped it). */
 uint64_t repl_rs_ns_changes(struct repl *r);
+
+/* Namespace ops taken so far (any that can change which inode a name leads
+ * to); with repl_rs_lock held. Unchanged: a name checked earlier still leads
+ * to the same inode. */
+uint64_t repl_rs_ns_ops_locked(struct repl *r);
 /* The peer's copy matches again: clear the divergence. */
 void repl_resynced(struct repl *r);
 

@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirty.h"
 #include "log.h"
 #include "proto.h"
 #include "repl.h"
@@ -53,7 +54,7 @@
 #include <xxhash.h>
 
 #define RESYNC_CHUNK      (1024u * 1024u)
-#define RESYNC_BLOCK      (4u * 1024u) /* the unit compared by hash */
+#define RESYNC_BLOCK      DIRTY_BLOCK /* the unit compared by hash, and marked */
 /* bytes whose hashes fit one RS_HASHES frame */
 #define RESYNC_RANGE ((uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * RESYNC_BLOCK)
 #define RESYNC_MAX_PASSES 10u
@@ -79,7 +80,9 @@ struct rs_pending {
 	struct stat st;
 	uint64_t req; /* the RS_HASHREQ of [0, len) */
 	uint64_t len;
+	uint64_t ns_ops; /* repl's namespace op count when the name was last checked */
 };
+
 
 struct resync {
 	uv_loop_t *loop;
@@ -88,6 +91,7 @@ struct resync {
 	size_t n_dirs;
 	resync_done_fn done;
 	void *ctx;
+	struct dirty *dirty; /* borrowed: trusted set, or NULL (compare everything) */
 	pthread_t thread;
 	uv_async_t async;
 	uint64_t start_ms;
@@ -105,6 +109,7 @@ struct resync {
 	char why[160];     /* mu */
 
 	atomic_uint_fast64_t files;
+	atomic_uint_fast64_t skipped; /* files not in the trusted dirty set */
 	atomic_uint_fast64_t bytes;
 	atomic_uint_fast64_t total_bytes;
 	atomic_uint_fast64_t sent_bytes;
@@ -115,6 +120,23 @@ struct resync {
 	unsigned ahead_first, ahead_n;
 	char *buf; /* resync thread: RESYNC_CHUNK bytes */
 };
+
+/* Under the lock: does p's name still lead to the inode read? Checked again
+ * only after a namespace op. */
+static bool
+same_inode_locked(struct resync *rs, struct rs_pending *p)
+{
+	uint64_t ns = repl_rs_ns_ops_locked(rs->r);
+	struct stat now;
+
+	if (ns == p->ns_ops)
+		return true;
+	if (fstatat(rs->roots[p->dir], p->path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    now.st_ino != p->st.st_ino || now.st_dev != p->st.st_dev)
+		return false;
+	p->ns_ops = ns;
+	return true;
+}
 
 /* Open path (relative, "" = the root) beneath root one component at a time
  * with O_NOFOLLOW, so that a directory swapped for a symlink during the walk
@@ -299,7 +321,6 @@ static int
 send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len,
            const struct rs_answer *a)
 {
-	struct stat now;
 	uint64_t off;
 	int r = 0;
 
@@ -310,8 +331,7 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 
 		repl_rs_lock(rs->r);
 		/* the name must still be this inode, or the data would land elsewhere */
-		if (fstatat(rs->roots[p->dir], p->path, &now, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    now.st_ino != p->st.st_ino || now.st_dev != p->st.st_dev) {
+		if (!same_inode_locked(rs, p)) {
 			repl_rs_unlock(rs->r);
 			return 1;
 		}
@@ -404,6 +424,7 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 		return 0; /* gone or replaced: the stream has its story */
 	}
 	fill_meta(&o, &p->st);
+	p->ns_ops = repl_rs_ns_ops_locked(rs->r);
 	o.size = (uint64_t)p->st.st_size;
 	set_path(&o, path);
 	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
@@ -421,6 +442,114 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 	if (o.size > 0 && (p->req = queue_hashreq(rs, dir, path, 0, p->len)) == 0)
 		r = -ENOTCONN;
 	rs->ahead_n++;
+	return r;
+}
+
+/* Queue RS_DATA for [off, off + len) of p as it is now, without comparing. */
+static int
+send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
+{
+	int r = 0;
+
+	while (r == 0 && len > 0 && !stopping(rs)) {
+		size_t want = len < RESYNC_CHUNK ? (size_t)len : RESYNC_CHUNK;
+		ssize_t got;
+
+		repl_rs_lock(rs->r);
+		if (!same_inode_locked(rs, p)) {
+			repl_rs_unlock(rs->r);
+			return 1; /* another file has the name now: the stream has its story */
+		}
+		got = pread(p->fd, rs->buf, want, (off_t)off);
+		if (got > 0)
+			r = queue_data_locked(rs, p->dir, p->path, off, rs->buf, (size_t)got);
+		repl_rs_unlock(rs->r);
+		if (got <= 0)
+			break; /* shrunk meanwhile: the stream has the truncate */
+		off += (uint64_t)got;
+		len -= (uint64_t)got;
+		atomic_fetch_add(&rs->bytes, (uint64_t)got);
+	}
+	return r;
+}
+
+/* A file of the trusted dirty set whose changed blocks are known: RS_FILE
+ * (size), RS_DATA for the marked blocks and everything past the lowest
+ * truncation, the times. No checksums: the set says the rest is the same. */
+static int
+pass_file_marked(struct resync *rs, uint8_t dir, const char *path, const struct dirty_file *f)
+{
+	struct proto_op o = { .type = PROTO_RS_FILE };
+	struct rs_pending p = { .dir = dir };
+	uint64_t size, n_blocks, i, run = UINT64_MAX;
+	int fd, r = 0;
+
+	repl_rs_lock(rs->r);
+	fd = open_beneath(rs->roots[dir], path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &p.st) == -1 || !S_ISREG(p.st.st_mode)) {
+		repl_rs_unlock(rs->r);
+		if (fd >= 0)
+			(void)close(fd);
+		return 0;
+	}
+	fill_meta(&o, &p.st);
+	p.ns_ops = repl_rs_ns_ops_locked(rs->r);
+	o.size = size = (uint64_t)p.st.st_size;
+	set_path(&o, path);
+	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+		r = -ENOTCONN;
+	repl_rs_unlock(rs->r);
+	(void)snprintf(p.path, sizeof(p.path), "%s", path);
+	p.fd = fd;
+	n_blocks = (size + RESYNC_BLOCK - 1) / RESYNC_BLOCK;
+	for (i = 0; r == 0 && i <= n_blocks; i++) {
+		bool need = i < n_blocks &&
+		            (dirty_file_block(f, i) ||
+		             ((f->flags & DIRTY_F_TRUNC) && (i + 1) * RESYNC_BLOCK > f->trunc_from));
+
+		if (need && run == UINT64_MAX)
+			run = i;
+		else if (!need && run != UINT64_MAX) {
+			uint64_t off = run * RESYNC_BLOCK, end = i * RESYNC_BLOCK;
+
+			r = send_plain(rs, &p, off, (end < size ? end : size) - off);
+			run = UINT64_MAX;
+		}
+		if (!need && i < n_blocks && !(f->flags & DIRTY_F_TRUNC) && i % 64 == 0 &&
+		    i / 64 >= f->n_words)
+			break; /* past the bitmap, nothing truncated: nothing more */
+	}
+	if (r == 1)
+		r = 0;
+	if (r == 0 && !stopping(rs)) {
+		repl_rs_lock(rs->r);
+		r = queue_meta_locked(rs, dir, path);
+		repl_rs_unlock(rs->r);
+	}
+	(void)close(fd);
+	atomic_fetch_add(&rs->files, 1);
+	return r;
+}
+
+/* A regular file met by the walk: with a trusted set, nothing if it is not
+ * in it, its marked blocks if they are known; otherwise checksums. */
+static int
+walk_file(struct resync *rs, uint8_t dir, const char *path)
+{
+	struct dirty_file f;
+	int r;
+
+	if (rs->dirty == NULL)
+		return pass_file(rs, dir, path);
+	if (!dirty_get(rs->dirty, dir, path, &f)) {
+		atomic_fetch_add(&rs->skipped, 1);
+		return 0; /* unchanged since the target's generation */
+	}
+	if (f.flags & DIRTY_F_CHECKSUM)
+		r = pass_file(rs, dir, path);
+	else
+		r = pass_file_marked(rs, dir, path, &f);
+	dirty_file_done(&f);
 	return r;
 }
 
@@ -555,7 +684,7 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 		if (S_ISDIR(st.st_mode))
 			r = pass_dir(rs, dir, child, depth + 1);
 		else if (S_ISREG(st.st_mode))
-			r = pass_file(rs, dir, child);
+			r = walk_file(rs, dir, child);
 		else
 			r = pass_other(rs, dir, child);
 	}
@@ -712,17 +841,18 @@ async_cb(uv_async_t *a)
 	if (!finished || rs->reported)
 		return;
 	rs->reported = true;
-	log_notice("resync: %s passes=%u files=%" PRIu64 " compared_bytes=%" PRIu64
-	           " sent_bytes=%" PRIu64 " ms=%" PRIu64 " reason=\"%s\"",
+	log_notice("resync: %s passes=%u files=%" PRIu64 " unchanged_files=%" PRIu64
+	           " compared_bytes=%" PRIu64 " sent_bytes=%" PRIu64 " ms=%" PRIu64
+	           " reason=\"%s\"",
 	           ok ? "done" : "stopped", atomic_load(&rs->pass), atomic_load(&rs->files),
-	           atomic_load(&rs->bytes), atomic_load(&rs->sent_bytes), mr_now_ms() - rs->start_ms,
-	           why);
+	           atomic_load(&rs->skipped), atomic_load(&rs->bytes),
+	           atomic_load(&rs->sent_bytes), mr_now_ms() - rs->start_ms, why);
 	rs->done(rs->ctx, ok, why);
 }
 
 int
 resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
-             resync_done_fn done, void *ctx, struct resync **out)
+             struct dirty *dirty, resync_done_fn done, void *ctx, struct resync **out)
 {
 	struct resync *rs = calloc(1, sizeof(*rs));
 	int e;
@@ -735,6 +865,7 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	rs->n_dirs = n_dirs;
 	rs->done = done;
 	rs->ctx = ctx;
+	rs->dirty = dirty;
 	rs->start_ms = mr_now_ms();
 	MR_BUG_ON(pthread_mutex_init(&rs->mu, NULL) != 0);
 	MR_BUG_ON(pthread_cond_init(&rs->cond, NULL) != 0);
@@ -745,7 +876,7 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 		uv_close((uv_handle_t *)&rs->async, NULL);
 		return -e; /* (rs leaks until the loop closes: startup only) */
 	}
-	log_notice("resync: started dirs=%zu", n_dirs);
+	log_notice("resync: started dirs=%zu mode=%s", n_dirs, dirty != NULL ? "changed" : "compare");
 	*out = rs;
 	return 0;
 }
@@ -802,8 +933,11 @@ resync_status(struct resync *rs, json_t *result)
 	pthread_mutex_unlock(&rs->mu);
 	json_object_set_new(
 	        result, "resync",
-	        json_pack("{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I}", "state",
-	                  finished ? "finished" : "running", "pass", (int)atomic_load(&rs->pass),
+	        json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "state",
+	                  finished ? "finished" : "running", "mode",
+	                  rs->dirty != NULL ? "changed" : "compare", "pass",
+	                  (int)atomic_load(&rs->pass), "unchanged_files",
+	                  (json_int_t)atomic_load(&rs->skipped),
 	                  "files", (json_int_t)files, "bytes", (json_int_t)bytes, "sent_bytes",
 	                  (json_int_t)atomic_load(&rs->sent_bytes), "total_bytes",
 	                  (json_int_t)total, "rate_bps", (json_int_t)rate, "eta_s",

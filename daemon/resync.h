@@ -22,9 +22,13 @@ typedef void (*resync_done_fn)(void *ctx, bool ok, const char *why);
 
 /* Start passes over the real directories (root_fds: O_PATH|O_DIRECTORY fds on
  * the replicated directories, opened before the shims were mounted; borrowed,
- * must outlive the resync). Returns 0 or -errno. Loop thread. */
+ * must outlive the resync). With dirty (borrowed, trusted for the target's
+ * generation: see dirty.h), only the files of the set are looked at and only
+ * their marked blocks sent; without, every file is compared by block
+ * checksums. Returns 0 or -errno. Loop thread. */
+struct dirty;
 int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
-                 resync_done_fn done, void *ctx, struct resync **out);
+                 struct dirty *dirty, resync_done_fn done, void *ctx, struct resync **out);
 
 /* The secondary answered an RS_HASHREQ (PROTO_RS_HASHES). Loop thread. */
 struct proto_rs_hashes;

@@ -10,8 +10,11 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <syslog.h>
 #include <time.h>
@@ -91,4 +94,44 @@ mr_set_err(char *err, size_t err_len, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(err, err_len, fmt, ap);
 	va_end(ap);
+}
+
+int
+mr_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len)
+{
+	char tmp[4096], dir[4096];
+	int fd, r = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		mr_set_err(err, err_len, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		r = -errno;
+		goto out;
+	}
+	errno = 0;
+	if (write(fd, data, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+		r = errno != 0 ? -errno : -EIO;
+	if (r == 0 && fsync(fd) == -1)
+		r = -errno;
+	if (close(fd) == -1 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) == -1)
+		r = -errno;
+	if (r == 0) {
+		(void)snprintf(dir, sizeof(dir), "%s", path);
+		fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1 || fsync(fd) == -1)
+			r = -errno;
+		if (fd != -1)
+			(void)close(fd);
+	}
+out:
+	if (r < 0) {
+		(void)unlink(tmp);
+		mr_set_err(err, err_len, "%s: %s", path, strerror(-r));
+	}
+	return r;
 }

@@ -79,6 +79,11 @@ mr_get_be64(const uint8_t *p)
 /* Format a reason into err (which may be NULL or 0 bytes long). */
 void mr_set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
 
+/* Replace path with data and a newline atomically: a temp file, fsync,
+ * rename, fsync of the directory. Returns 0 or -errno with err set. */
+int mr_write_file_atomic(const char *path, const char *data, size_t len, char *err,
+                         size_t err_len);
+
 /* Raise RLIMIT_NOFILE soft limit to the hard limit. Returns 0 or -errno. */
 int mr_raise_nofile(void);
 

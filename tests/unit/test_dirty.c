@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* test_dirty - the dirty set: what marks which file and block, names of
+ * open files across renames, what makes the set untrusted, save and load. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dirty.h"
+#include "shim.h"
+
+#define BS 4096u
+
+static struct shim_op
+op(enum shim_op_type type, uint64_t fid, const char *path, const char *path2)
+{
+	return (struct shim_op){ .type = type, .file_id = fid, .path = (char *)path,
+		                 .path2 = (char *)path2 };
+}
+
+static void
+marks_blocks_through_file_ids(void **state)
+{
+	struct dirty *d = dirty_new(BS);
+	struct shim_op o;
+	struct dirty_file f;
+	bool trusted;
+
+	(void)state;
+	assert_false(dirty_trusted_for(d, 1, 7)); /* never reset: not trusted */
+	dirty_reset(d, 1, 7);
+	assert_true(dirty_trusted_for(d, 1, 7));
+	assert_false(dirty_trusted_for(d, 2, 7));
+	/* opened while the peer was there: only the name is followed */
+	o = op(SHIM_OP_OPEN, 11, "a/f", NULL);
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_WRITE, 11, NULL, NULL);
+	o.off = 0, o.len = 100;
+	dirty_op(d, 0, &o, false);
+	assert_int_equal(dirty_count(d, &trusted), 0);
+	/* then alone: a write spanning blocks 2 and 3 */
+	o.off = 3 * BS - 10, o.len = 20;
+	dirty_op(d, 0, &o, true);
+	assert_int_equal(dirty_count(d, &trusted), 1);
+	assert_true(trusted);
+	assert_true(dirty_get(d, 0, "a/f", &f));
+	assert_false(dirty_file_block(&f, 1));
+	assert_true(dirty_file_block(&f, 2));
+	assert_true(dirty_file_block(&f, 3));
+	assert_false(dirty_file_block(&f, 4));
+	assert_false(dirty_file_block(&f, 100000));
+	assert_int_equal(f.flags, 0);
+	dirty_file_done(&f);
+	/* the same name in another replicated directory is another file */
+	assert_false(dirty_get(d, 1, "a/f", &f));
+	/* truncates keep the lowest size */
+	o = op(SHIM_OP_SETATTR, 11, NULL, NULL);
+	o.valid = SHIM_SET_SIZE, o.size = 9000;
+	dirty_op(d, 0, &o, true);
+	o.size = 5000;
+	dirty_op(d, 0, &o, true);
+	o.size = 7000;
+	dirty_op(d, 0, &o, true);
+	assert_true(dirty_get(d, 0, "a/f", &f));
+	assert_true(f.flags & DIRTY_F_TRUNC);
+	assert_int_equal(f.trunc_from, 5000);
+	dirty_file_done(&f);
+	/* a created file: all of it */
+	o = op(SHIM_OP_CREATE, 12, "new", NULL);
+	dirty_op(d, 0, &o, true);
+	assert_true(dirty_get(d, 0, "new", &f));
+	assert_true(f.flags & DIRTY_F_TRUNC);
+	assert_int_equal(f.trunc_from, 0);
+	dirty_file_done(&f);
+	/* the last release forgets the name: a later write is not placeable */
+	o = op(SHIM_OP_RELEASE, 11, NULL, NULL);
+	dirty_op(d, 0, &o, false);
+	/* not before it completes: ops in flight before it still find the name */
+	o = op(SHIM_OP_WRITE, 11, NULL, NULL);
+	o.len = 1;
+	dirty_mark(d, 0, &o);
+	assert_true(dirty_trusted_for(d, 1, 7));
+	o = op(SHIM_OP_RELEASE, 11, NULL, NULL);
+	dirty_done(d, 0, &o);
+	o = op(SHIM_OP_WRITE, 11, NULL, NULL);
+	o.len = 1;
+	dirty_op(d, 0, &o, true);
+	assert_false(dirty_trusted_for(d, 1, 7));
+	/* a reset empties and trusts again */
+	dirty_reset(d, 2, 9);
+	assert_int_equal(dirty_count(d, &trusted), 0);
+	assert_true(dirty_trusted_for(d, 2, 9));
+	dirty_free(d);
+}
+
+static void
+renames(void **state)
+{
+	char tmpl[] = "/tmp/test_dirty.XXXXXX";
+	char *root = mkdtemp(tmpl), p[300];
+	struct dirty *d = dirty_new(BS);
+	struct shim_op o;
+	struct dirty_file f;
+	int rfd;
+
+	(void)state;
+	assert_non_null(root);
+	(void)snprintf(p, sizeof(p), "%s/sub", root);
+	assert_int_equal(mkdir(p, 0755), 0);
+	(void)snprintf(p, sizeof(p), "%s/g", root);
+	assert_true(close(open(p, O_CREAT | O_WRONLY, 0644)) == 0);
+	rfd = open(root, O_RDONLY | O_DIRECTORY);
+	assert_true(rfd >= 0);
+	dirty_set_roots(d, &rfd, 1);
+	dirty_reset(d, 1, 1);
+	/* a file open under a directory renamed while the peer was there keeps
+	 * its (new) name; its later write marks that name */
+	o = op(SHIM_OP_OPEN, 5, "old/x", NULL);
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_RENAME, 0, "old", "sub");
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_WRITE, 5, NULL, NULL);
+	o.len = 10;
+	dirty_op(d, 0, &o, true);
+	assert_true(dirty_get(d, 0, "sub/x", &f));
+	dirty_file_done(&f);
+	assert_false(dirty_get(d, 0, "old/x", &f));
+	/* a file renamed alone: both names, compared by checksum */
+	o = op(SHIM_OP_RENAME, 0, "f", "g");
+	dirty_op(d, 0, &o, true);
+	assert_true(dirty_get(d, 0, "g", &f));
+	assert_true(f.flags & DIRTY_F_CHECKSUM);
+	dirty_file_done(&f);
+	assert_true(dirty_get(d, 0, "f", &f));
+	dirty_file_done(&f);
+	assert_true(dirty_trusted_for(d, 1, 1));
+	/* a directory renamed alone: its files are not listed one by one */
+	o = op(SHIM_OP_RENAME, 0, "old2", "sub");
+	dirty_op(d, 0, &o, true);
+	assert_false(dirty_trusted_for(d, 1, 1));
+	/* so is a hard link */
+	dirty_reset(d, 1, 1);
+	o = op(SHIM_OP_LINK, 5, "h", "sub/x");
+	dirty_op(d, 0, &o, true);
+	assert_false(dirty_trusted_for(d, 1, 1));
+	dirty_set_roots(d, NULL, 0);
+	dirty_free(d);
+	(void)close(rfd);
+	(void)snprintf(p, sizeof(p), "rm -rf %s", root);
+	assert_int_equal(system(p), 0);
+}
+
+static void
+save_and_load(void **state)
+{
+	char tmpl[] = "/tmp/test_dirty.XXXXXX";
+	char *root = mkdtemp(tmpl), p[300], err[512];
+	struct dirty *d = dirty_new(BS), *e = dirty_new(BS), *g = dirty_new(8192);
+	struct shim_op o;
+	struct dirty_file f;
+	bool trusted;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(root);
+	(void)snprintf(p, sizeof(p), "%s/m.dirty", root);
+	dirty_reset(d, 3, 0xfeedfacecafebeefull & INT64_MAX);
+	o = op(SHIM_OP_CREATE, 1, "dir/file \"quoted\"", NULL);
+	dirty_op(d, 2, &o, true);
+	o = op(SHIM_OP_WRITE, 1, NULL, NULL);
+	o.off = 64 * BS * 3 + 5, o.len = 1; /* block 192: the fourth word */
+	dirty_op(d, 2, &o, true);
+	assert_int_equal(dirty_save(d, p, err, sizeof(err)), 0);
+	assert_int_equal(dirty_load(e, p, err, sizeof(err)), 0);
+	assert_true(dirty_trusted_for(e, 3, 0xfeedfacecafebeefull & INT64_MAX));
+	assert_int_equal(dirty_count(e, &trusted), 1);
+	assert_true(dirty_get(e, 2, "dir/file \"quoted\"", &f));
+	assert_true(dirty_file_block(&f, 192));
+	assert_false(dirty_file_block(&f, 191));
+	assert_int_equal(f.trunc_from, 0);
+	dirty_file_done(&f);
+	/* another block size: refused */
+	assert_int_equal(dirty_load(g, p, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "block"));
+	/* an untrusted set stays untrusted */
+	dirty_distrust(d, "test");
+	assert_int_equal(dirty_save(d, p, err, sizeof(err)), 0);
+	assert_int_equal(dirty_load(e, p, err, sizeof(err)), 0);
+	assert_false(dirty_trusted_for(e, 3, 0xfeedfacecafebeefull & INT64_MAX));
+	/* damaged */
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs("{\"version\":1,", fp);
+	fclose(fp);
+	assert_int_equal(dirty_load(e, p, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "m.dirty"));
+	(void)unlink(p);
+	assert_int_equal(dirty_load(e, p, err, sizeof(err)), -ENOENT);
+	dirty_free(d);
+	dirty_free(e);
+	dirty_free(g);
+	assert_int_equal(rmdir(root), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(marks_blocks_through_file_ids),
+		cmocka_unit_test(renames),
+		cmocka_unit_test(save_and_load),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
