@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Resync cases beyond test_resync.py (issue 6), on the two-network topology of
+test_failover.py. Each ends with both real trees identical (names, types, modes, owners,
+sizes, contents, times) and checks from n1's log which kind of resync ran:
+
+- the secondary stops cleanly, the primary writes alone, the secondary returns: only the
+  files and blocks in the primary's dirty set are sent ("mode=changed"), every other file
+  is skipped unread;
+- the secondary is SIGKILLed with writes in flight: same boot, so its copy is still exact;
+  the unacknowledged ops are in the dirty set; it returns through "mode=changed";
+- the secondary is SIGKILLed in the middle of a full resync (a writer running on the
+  primary): the second attempt compares checksums, sends only what the first attempt had
+  not, and converges;
+- the primary is SIGKILLed with unacknowledged writes in flight: the survivor's set is
+  trusted but the old primary's copy is not exact, so everything is compared by
+  checksums, and the old primary's extra writes are undone;
+- a full resync of a large tree (1 GiB by default, MR_RESYNC_BIG_MIB) into an empty node
+  while a writer runs on the primary."""
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hamirror_test as ht  # noqa: E402
+import test_failover as tf  # noqa: E402
+import test_replication as tr  # noqa: E402
+
+BIG_MIB = int(os.environ.get("MR_RESYNC_BIG_MIB", "1024"))
+
+MAKE = r"""
+import os, sys
+root, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(os.path.join(root, "tree", "sub"), exist_ok=True)
+chunk = os.urandom(1 << 20)
+for i in range(n):
+    with open(os.path.join(root, "tree", "sub" if i % 2 else "", "f%03d" % i), "wb") as f:
+        left = size
+        while left > 0:
+            k = min(left, len(chunk))
+            f.write(chunk[:k])
+            left -= k
+        f.write(b"%08d" % i)
+print("made")
+"""
+
+# Changes made by the primary alone: each kind of op the dirty set follows.
+CHANGES = r"""
+import os, sys
+root = sys.argv[1]
+J = lambda *p: os.path.join(root, *p)
+with open(J("tree", "f000"), "r+b") as f:          # two blocks rewritten in place
+    f.seek(5 * 4096 + 100); f.write(b"A" * 5000)
+with open(J("tree", "f002"), "ab") as f:           # appended
+    f.write(os.urandom(10000))
+os.truncate(J("tree", "f004"), 3000)               # shrunk, then grown again
+with open(J("tree", "f004"), "r+b") as f:
+    f.seek(20000); f.write(b"end")
+with open(J("tree", "new"), "wb") as f:            # created
+    f.write(os.urandom(70000))
+os.unlink(J("tree", "f006"))                       # deleted
+os.rename(J("tree", "f008"), J("tree", "f008.moved"))  # a file renamed
+os.chmod(J("tree", "f010"), 0o600)                 # metadata only
+os.symlink("f000", J("tree", "ln"))
+fd = os.open(J("tree", "f012"), os.O_WRONLY | os.O_TRUNC)  # emptied by open(O_TRUNC)
+os.write(fd, b"short"); os.close(fd)
+print("changed")
+"""
+
+# Keeps writing (appends and in-place rewrites) until killed or out of time.
+WRITER = r"""
+import os, sys, time
+root, secs = sys.argv[1], float(sys.argv[2])
+end = time.monotonic() + secs
+i = 0
+while time.monotonic() < end:
+    with open(os.path.join(root, "live-%d" % (i % 8)), "ab") as f:
+        f.write(os.urandom(4000))
+    with open(os.path.join(root, "tree", "sub", "f001"), "r+b") as f:
+        f.seek((i * 12288) % (192 * 1024)); f.write(b"L%07d" % i)
+    i += 1
+    time.sleep(0.003)
+print("wrote", i)
+"""
+
+# Writes as fast as it can without fsync, forever (killed with the node).
+FLOOD = r"""
+import os, sys
+root = sys.argv[1]
+i = 0
+while True:
+    with open(os.path.join(root, "tree", "sub", "f%03d" % (2 * (i % 5) + 1)), "r+b") as f:
+        f.seek((i * 4096 * 7) % (1 << 20)); f.write(os.urandom(4096))
+    with open(os.path.join(root, "flood-%d" % (i % 20)), "wb") as f:
+        f.write(os.urandom(8192))
+    i += 1
+"""
+
+
+class ResyncCases(tf.Failover):
+    def restart_cluster(self, userconfig):
+        """Replace setUp's cluster with one on another userconfig.xml."""
+        self.c.close()
+        self.c = ht.Cluster(userconfig=userconfig)
+        self.c.open()
+        self.addCleanup(self.c.close)
+        self.svc = tf.setup(self.c)
+
+    def shared(self, n="n1"):
+        return self.c.node(n).repl_dirs["data"][1]
+
+    def real(self, n):
+        return self.c.node(n).repl_dirs["data"][0]
+
+    def run_py(self, n, script, *args, timeout=300):
+        rc, out, err = self.c.run(n, sys.executable, "-c", script, *args, timeout=timeout)
+        self.assertEqual(rc, 0, out + err)
+        return out
+
+    def log_from(self, n, off):
+        return ht.read_text(self.c.node(n).log_file)[off:]
+
+    def log_len(self, n):
+        return len(ht.read_text(self.c.node(n).log_file))
+
+    def resync_line(self, text):
+        m = None
+        for m in re.finditer(r"resync: done .*", text):
+            pass
+        self.assertIsNotNone(m, "no finished resync in the log")
+        return m.group(0)
+
+    def field(self, line, name):
+        return int(re.search(r"\b%s=(\d+)" % name, line).group(1))
+
+    def assert_identical(self, prim="n1", sec="n2"):
+        c = self.c
+        ht.wait_for(lambda: self.st(sec)["replication"]["received_seq"] ==
+                    self.st(prim)["replication"]["last_seq"], 30, what="caught up")
+        time.sleep(0.3)  # the last RELEASEs are asynchronous (no data)
+        diff = tr.compare_trees(self.real(prim), self.real(sec))
+        if diff:
+            c.dump_logs("trees differ")
+        self.assertEqual(diff, [], "trees differ:\n" + "\n".join(diff[:40]))
+
+    def pair_with(self, n_files, size):
+        """n1 PRIM, n2 SECOND over n_files files of size bytes made through the mount."""
+        self.start_pair()
+        self.run_py("n1", MAKE, self.shared(), str(n_files), str(size))
+
+    # ---- the secondary leaves and returns --------------------------------------
+
+    def test_clean_stop_of_the_secondary_sends_only_changed_blocks(self):
+        c = self.c
+        self.pair_with(14, 256 * 1024)
+        rc, out, err = c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.run_py("n1", CHANGES, self.shared())
+        off = self.log_len("n1")
+        w = c.popen("n1", sys.executable, "-c", WRITER, self.shared(), "3")
+        rc, out, err = c.ctl("n2", "start")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        w.wait(30)
+        self.assertEqual(w.returncode, 0)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertIn("mode=changed", log)
+        line = self.resync_line(log)
+        ht.log(line)
+        # files never touched alone were not read: f003, f005, ... (f001 is rewritten
+        # live, which the stream carries)
+        self.assertGreaterEqual(self.field(line, "unchanged_files"), 5, line)
+        # much less than the tree was read and sent (the 14 files hold 3.5 MiB)
+        self.assertLess(self.field(line, "sent_bytes"), 2 * 1024 * 1024, line)
+
+    def test_secondary_killed_with_writes_in_flight_returns_exact(self):
+        c = self.c
+        self.pair_with(14, 1 << 20)
+        flood = c.popen("n1", sys.executable, "-c", FLOOD, self.shared())
+        time.sleep(1.0)
+        c.kill_node("n2")  # SIGKILL mid-stream: ops sent and never acknowledged
+        ht.run(["ip", "-n", c.netns_of("n2"), "link", "set", "xl", "down"])
+        self.wait_states({"n1": ("ALONE", "Ready")}, 30)
+        time.sleep(0.5)
+        flood.kill()
+        flood.wait(10)
+        self.run_py("n1", CHANGES, self.shared())
+        c.link_up("n2")
+        ht.run(["ip", "-n", c.netns_of("n2"), "link", "set", "xl", "up"])
+        off = self.log_len("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 120)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertIn("exact_copy=yes", log)
+        self.assertIn("mode=changed", log)
+        ht.log(self.resync_line(log))
+
+    def test_secondary_killed_mid_resync_resumes_and_converges(self):
+        """(A small in-flight ceiling, so that what was sent is about what was applied.)"""
+        c = self.c
+        mib = max(96, BIG_MIB // 4)
+        total = mib * 1024 * 1024
+        self.restart_cluster(tf.CONFIG.replace("<rfs ", '<rfs maxinflight="4194304" ', 1))
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        # n1 holds data n2 does not: made in the real directory before the first `prim`
+        self.run_py("n1", MAKE, self.real("n1"), "8", str(total // 8))
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        w = c.popen("n1", sys.executable, "-c", WRITER, self.shared(), "600")
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+
+        def sent():
+            r = self.st("n1")["replication"].get("resync") or {}
+            return r.get("sent_bytes", 0) if r.get("state") == "running" else 0
+        # kill n2 once the resync has sent (and, with a 4 MiB window, n2 applied)
+        # a third of the data
+        ht.wait_for(lambda: sent() > total // 3, 300, interval_s=0.02,
+                    what="the resync a third done")
+        first = sent()
+        c.kill_node("n2")
+        ht.run(["ip", "-n", c.netns_of("n2"), "link", "set", "xl", "down"])
+        self.wait_states({"n1": ("ALONE", "Ready")}, 30)
+        with open(os.path.join(c.node("n2").state_dir, "app.meta")) as f:
+            meta2 = json.load(f)
+        self.assertFalse(meta2["uptodate"], "a half-resynced node must not be up to date")
+        c.link_up("n2")
+        ht.run(["ip", "-n", c.netns_of("n2"), "link", "set", "xl", "up"])
+        off = self.log_len("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 300)
+        w.kill()
+        w.wait(10)
+        self.assert_identical()
+        line = self.resync_line(self.log_from("n1", off))
+        ht.log("first attempt sent %d of %d bytes before the kill; the second: %s" % (
+            first, total, line))
+        # what the first attempt wrote was compared, not sent again
+        self.assertLess(self.field(line, "sent_bytes"), total - first + total // 10, line)
+
+    # ---- the primary fails ------------------------------------------------------
+
+    def test_primary_killed_with_unacknowledged_writes_converges(self):
+        c = self.c
+        self.pair_with(14, 1 << 20)
+        flood = c.popen("n1", sys.executable, "-c", FLOOD, self.shared())
+        time.sleep(1.0)
+        gap = tf.crash_gap(c)  # SIGKILL of n1 with the flood's ops in flight
+        ht.log("failover in %.3f s" % gap)
+        flood.wait(10)
+        self.run_py("n2", CHANGES, self.shared("n2"))
+        c.link_up("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+        off = self.log_len("n2")
+        c.start_daemon("n1")
+        self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 120)
+        self.assert_identical(prim="n2", sec="n1")
+        log = self.log_from("n2", off)
+        # the old primary may hold writes nobody acknowledged: not an exact copy
+        self.assertIn("exact_copy=no", log)
+        self.assertIn("mode=compare", log)
+        ht.log(self.resync_line(log))
+
+    def test_full_resync_of_a_large_tree_while_writing(self):
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        t = time.monotonic()
+        self.run_py("n1", MAKE, self.real("n1"), "16", str(BIG_MIB * 1024 * 1024 // 16),
+                    timeout=600)
+        ht.log("%d MiB made in %.1f s" % (BIG_MIB, time.monotonic() - t))
+        off = self.log_len("n1")
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        w = c.popen("n1", sys.executable, "-c", WRITER, self.shared(), "600")
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        t = time.monotonic()
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 900)
+        ht.log("full resync of %d MiB while writing: %.1f s" % (BIG_MIB, time.monotonic() - t))
+        w.kill()
+        w.wait(10)
+        self.assert_identical()
+        line = self.resync_line(self.log_from("n1", off))
+        ht.log(line)
+        self.assertGreaterEqual(self.field(line, "sent_bytes"), BIG_MIB * 1024 * 1024)
+
+
+for _name in [n for n in dir(tf.Failover) if n.startswith("test_")]:
+    setattr(ResyncCases, _name, None)
+
+if __name__ == "__main__":
+    ht.main()
