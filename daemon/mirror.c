@@ -502,8 +502,15 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 			           trusted ? "only the files and blocks changed since the peer left"
 			                   : "comparing every file by block checksums",
 			           seq, exact ? "yes" : "no");
+			/* nbrei: SafeKit's parallel reintegration threads; here the files whose
+			 * checksums the target computes ahead of the one being sent (x4: a
+			 * hash answer is cheap to hold) */
+			struct resync_opts o = { .ahead = m->conf->rfs.nbrei * 4u,
+				                 .bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps };
+
 			r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs,
-			                 trusted ? m->dirty : NULL, resync_done_cb, m, &mi->resync);
+			                 trusted ? m->dirty : NULL, &o, resync_done_cb, m,
+			                 &mi->resync);
 			if (r < 0)
 				log_err("resync: cannot start err=\"%s\"", mr_strerror(r));
 		} else {

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dirty.h"
@@ -58,7 +59,7 @@
 /* bytes whose hashes fit one RS_HASHES frame */
 #define RESYNC_RANGE ((uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * RESYNC_BLOCK)
 #define RESYNC_MAX_PASSES 10u
-#define RESYNC_AHEAD      16u /* files hashed ahead of the one being sent */
+#define RESYNC_AHEAD      64u /* most files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
 
 /* The target's answer to one RS_HASHREQ. */
@@ -92,6 +93,8 @@ struct resync {
 	resync_done_fn done;
 	void *ctx;
 	struct dirty *dirty; /* borrowed: trusted set, or NULL (compare everything) */
+	unsigned ahead_max;  /* files hashed ahead, 1..RESYNC_AHEAD */
+	uint64_t bw;         /* bytes per second, or 0 */
 	pthread_t thread;
 	uv_async_t async;
 	uint64_t start_ms;
@@ -173,6 +176,37 @@ open_beneath(int root, const char *path, int flags)
 		dfd = fd;
 		p = slash + 1;
 	}
+}
+
+/* <rfs reiallowedbw>: before each chunk (no lock held), wait while more was
+ * sent than the cap allows since the start. */
+static void
+throttle(struct resync *rs)
+{
+	uint64_t ms, allowed, sent, wait_ms;
+	struct timespec ts;
+
+	if (rs->bw == 0)
+		return;
+	ms = mr_now_ms() - rs->start_ms;
+	allowed = rs->bw * ms / 1000u;
+	sent = atomic_load(&rs->sent_bytes);
+	if (sent <= allowed)
+		return;
+	wait_ms = (sent - allowed) * 1000u / rs->bw;
+	if (wait_ms > 1000u)
+		wait_ms = 1000u;
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(wait_ms / 1000u);
+	ts.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rs->mu);
+	if (!rs->stop)
+		(void)pthread_cond_timedwait(&rs->cond, &rs->mu, &ts);
+	pthread_mutex_unlock(&rs->mu);
 }
 
 static bool
@@ -329,6 +363,7 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 		                                               : RESYNC_CHUNK;
 		ssize_t got;
 
+		throttle(rs);
 		repl_rs_lock(rs->r);
 		/* the name must still be this inode, or the data would land elsewhere */
 		if (!same_inode_locked(rs, p)) {
@@ -412,7 +447,7 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 	struct rs_pending *p;
 	int fd, r = 0;
 
-	if (rs->ahead_n == RESYNC_AHEAD && (r = file_finish(rs)) < 0)
+	if (rs->ahead_n >= rs->ahead_max && (r = file_finish(rs)) < 0)
 		return r;
 	p = &rs->ahead[(rs->ahead_first + rs->ahead_n) % RESYNC_AHEAD];
 	repl_rs_lock(rs->r);
@@ -455,6 +490,7 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 		size_t want = len < RESYNC_CHUNK ? (size_t)len : RESYNC_CHUNK;
 		ssize_t got;
 
+		throttle(rs);
 		repl_rs_lock(rs->r);
 		if (!same_inode_locked(rs, p)) {
 			repl_rs_unlock(rs->r);
@@ -852,7 +888,8 @@ async_cb(uv_async_t *a)
 
 int
 resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
-             struct dirty *dirty, resync_done_fn done, void *ctx, struct resync **out)
+             struct dirty *dirty, const struct resync_opts *opts, resync_done_fn done,
+             void *ctx, struct resync **out)
 {
 	struct resync *rs = calloc(1, sizeof(*rs));
 	int e;
@@ -866,6 +903,10 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	rs->done = done;
 	rs->ctx = ctx;
 	rs->dirty = dirty;
+	rs->ahead_max = opts->ahead < 1               ? 1
+	                : opts->ahead > RESYNC_AHEAD ? RESYNC_AHEAD
+	                                             : opts->ahead;
+	rs->bw = opts->bw_kbytes_s * 1024u;
 	rs->start_ms = mr_now_ms();
 	MR_BUG_ON(pthread_mutex_init(&rs->mu, NULL) != 0);
 	MR_BUG_ON(pthread_cond_init(&rs->cond, NULL) != 0);
@@ -876,7 +917,8 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 		uv_close((uv_handle_t *)&rs->async, NULL);
 		return -e; /* (rs leaks until the loop closes: startup only) */
 	}
-	log_notice("resync: started dirs=%zu mode=%s", n_dirs, dirty != NULL ? "changed" : "compare");
+	log_notice("resync: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64, n_dirs,
+	           dirty != NULL ? "changed" : "compare", rs->ahead_max, opts->bw_kbytes_s);
 	*out = rs;
 	return 0;
 }

@@ -27,8 +27,13 @@ typedef void (*resync_done_fn)(void *ctx, bool ok, const char *why);
  * their marked blocks sent; without, every file is compared by block
  * checksums. Returns 0 or -errno. Loop thread. */
 struct dirty;
+struct resync_opts {
+	unsigned ahead;       /* files hashed ahead of the one sent (<rfs nbrei>), >= 1 */
+	uint64_t bw_kbytes_s; /* cap on resync data sent, KB/s (<rfs reiallowedbw>); 0: none */
+};
 int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
-                 struct dirty *dirty, resync_done_fn done, void *ctx, struct resync **out);
+                 struct dirty *dirty, const struct resync_opts *opts, resync_done_fn done,
+                 void *ctx, struct resync **out);
 
 /* The secondary answered an RS_HASHREQ (PROTO_RS_HASHES). Loop thread. */
 struct proto_rs_hashes;

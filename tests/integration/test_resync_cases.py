@@ -247,6 +247,30 @@ class ResyncCases(tf.Failover):
         # what the first attempt wrote was compared, not sent again
         self.assertLess(self.field(line, "sent_bytes"), total - first + total // 10, line)
 
+    def test_bandwidth_cap_is_respected(self):
+        """<rfs reiallowedbw="KB/s">: the resync never sends faster than the cap (only
+        a lower bound on its duration is checked: a slow machine cannot fail it)."""
+        cap_kb = 4096
+        self.restart_cluster(tf.CONFIG.replace("<rfs ", '<rfs reiallowedbw="%d" ' % cap_kb, 1))
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        self.run_py("n1", MAKE, self.real("n1"), "4", str(3 << 20))  # 12 MiB
+        off = self.log_len("n1")
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 120)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertIn("cap_kbytes_s=%d" % cap_kb, log)
+        line = self.resync_line(log)
+        ms, sent = self.field(line, "ms"), self.field(line, "sent_bytes")
+        ht.log("capped resync: %s (%.0f KB/s)" % (line, sent / 1024 / (ms / 1000.0)))
+        self.assertGreaterEqual(sent, 12 << 20)
+        # at most one chunk (1 MiB) ahead of the cap
+        self.assertGreaterEqual(ms / 1000.0, (sent - (1 << 20)) / 1024.0 / cap_kb * 0.95, line)
+
     # ---- the primary fails ------------------------------------------------------
 
     def test_primary_killed_with_unacknowledged_writes_converges(self):
