@@ -63,6 +63,7 @@ struct cluster {
 	char meta_path[4096];
 	char dirty_path[4096];
 	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
+	bool sb_policy_done; /* splitbrain_policy gave our changes up once */
 	char scripts_dir[4096];
 	struct hb *hb;
 	struct vip *vip;
@@ -183,6 +184,14 @@ publish(struct cluster *c)
 		pthread_mutex_unlock(&c->meta_mu);
 	}
 	memcpy(info.config_hash, m->conf->hash, sizeof(info.config_hash));
+	{
+		bool trusted;
+		size_t n = dirty_count(m->dirty, &trusted);
+
+		info.changed_files = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+		if (trusted)
+			info.flags |= HB_F_COUNTED;
+	}
 	hb_set_local(c->hb, &info);
 }
 
@@ -440,6 +449,51 @@ maybe_swap_back(struct cluster *c)
 	run_event(c, FSM_EV_SWAP);
 }
 
+/* <rfs splitbrain_policy>: in a split brain, the side the policy names gives
+ * its changes up by itself, exactly as `mirrorctl second` would. Both sides
+ * compute the same answer from the same two counts; a tie, or a count that is
+ * not exact (a dirty set not trusted), leaves it to the admin. */
+static void
+maybe_apply_sb_policy(struct cluster *c)
+{
+	struct mrd *m = c->m;
+	enum conf_sb_policy pol = m->conf->rfs.sb_policy;
+	struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
+	bool mine_ok, diverged, lose;
+	size_t mine;
+	uint32_t theirs = c->peer.changed_files;
+	char msg[256];
+
+	if (pol == CONF_SB_DISCONNECT || c->running || c->stopping || !c->peer_heard ||
+	    c->sb_policy_done)
+		return;
+	pthread_mutex_lock(&c->meta_mu);
+	diverged = meta_gen_cmp(&c->meta, &pg) == META_DIVERGED;
+	pthread_mutex_unlock(&c->meta_mu);
+	if (!diverged)
+		return;
+	mine = dirty_count(m->dirty, &mine_ok);
+	if (!mine_ok || (c->peer.flags & HB_F_COUNTED) == 0) {
+		log_ratelimited(LOG_LVL_WARN, 60000,
+		                "fsm: split brain: splitbrain_policy cannot decide (a count of "
+		                "changed files is not exact); the admin chooses");
+		return;
+	}
+	if (pol == CONF_SB_DISCARD_ZERO)
+		lose = mine == 0 && theirs > 0;
+	else
+		lose = mine < theirs || (mine == theirs && mine == 0 && m->self_idx == 1);
+	if (!lose)
+		return;
+	c->sb_policy_done = true;
+	log_warn("fsm: split brain resolved by splitbrain_policy=%s: this node changed %zu "
+	         "files, the peer %u; this node's changes are given up",
+	         pol == CONF_SB_DISCARD_ZERO ? "discard-zero-changes" : "discard-least-changes",
+	         mine, theirs);
+	if (cluster_command(m, FSM_EV_SECOND, msg, sizeof(msg)) < 0)
+		log_warn("fsm: splitbrain_policy could not make this node secondary: %s", msg);
+}
+
 static void
 finish(struct cluster *c)
 {
@@ -454,6 +508,7 @@ finish(struct cluster *c)
 		enqueue(c, FSM_EV_PEER);
 	drain_queue(c);
 	maybe_swap_back(c);
+	maybe_apply_sb_policy(c);
 }
 
 static void
@@ -1041,6 +1096,7 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 		c->peer_handover_seen = false;
 	run_event(c, FSM_EV_PEER);
 	maybe_swap_back(c);
+	maybe_apply_sb_policy(c);
 }
 
 static void
@@ -1207,6 +1263,55 @@ cluster_dirty_reset(struct mrd *m)
 	pthread_mutex_unlock(&c->meta_mu);
 }
 
+int
+cluster_force_resync(struct mrd *m, char *msg, size_t msg_len)
+{
+	struct cluster *c = cl(m);
+	uint64_t seq;
+
+	if (c == NULL || m->state != MRD_PRIM || m->peer == NULL || !peer_is_up(m->peer)) {
+		(void)snprintf(msg, msg_len, "resync runs on the primary while its secondary is "
+		                             "connected (PRIM)");
+		return -EINVAL;
+	}
+	/* A generation the secondary does not have: on the next pairing it is
+	 * behind and is resynced; the dirty set cannot tell what differs from a
+	 * copy we suspect, so every file is compared. */
+	dirty_distrust(m->dirty, "full resync requested by the admin");
+	pthread_mutex_lock(&c->meta_mu);
+	meta_new_generation(&c->meta);
+	meta_persist(c);
+	seq = c->meta.gen.seq;
+	pthread_mutex_unlock(&c->meta_mu);
+	publish(c);
+	log_notice("resync: full resync requested by the admin gen=%" PRIu64
+	           "; the secondary is not up to date until it ends",
+	           seq);
+	peer_drop(m->peer, "full resync requested by the admin");
+	(void)snprintf(msg, msg_len, "full resync started: every file is compared by block "
+	                             "checksums; follow it with `mirrorctl status`");
+	return 0;
+}
+
+void
+cluster_diff(struct mrd *m, json_t *out)
+{
+	struct cluster *c = cl(m);
+	struct dirty_stats ds;
+	uint64_t pseq = 0, pid = 0;
+	bool exact = c != NULL && cluster_peer_exact(m, &pseq, &pid);
+	bool trusted = exact && dirty_trusted_for(m->dirty, pseq, pid);
+
+	dirty_stats(m->dirty, &ds);
+	json_object_set_new(out, "diff",
+	                    json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:I}", "set_trusted", ds.trusted,
+	                              "peer_exact", exact, "changed_only", trusted, "files",
+	                              (json_int_t)ds.files, "whole_files",
+	                              (json_int_t)ds.whole_files, "blocks",
+	                              (json_int_t)ds.blocks, "block_size",
+	                              (json_int_t)DIRTY_BLOCK));
+}
+
 void
 cluster_resync_begin(struct mrd *m)
 {
@@ -1366,10 +1471,22 @@ cluster_status(struct mrd *m, json_t *result)
 		                    json_boolean((c->peer.flags & HB_F_FAILOVER) != 0));
 		json_object_set_new(p, "handover",
 		                    json_boolean((c->peer.flags & HB_F_HANDOVER) != 0));
+		json_object_set_new(p, "changed_files",
+		                    json_integer((json_int_t)c->peer.changed_files));
+		json_object_set_new(p, "exact_copy", json_boolean((c->peer.flags & HB_F_EXACT) != 0));
 	} else {
 		json_object_set_new(p, "state", json_string("UNKNOWN"));
 	}
 	json_object_set_new(result, "peer_node", p);
+	{
+		struct dirty_stats ds;
+
+		dirty_stats(m->dirty, &ds);
+		json_object_set_new(result, "changed",
+		                    json_pack("{s:I,s:b,s:I,s:b}", "files", (json_int_t)ds.files,
+		                              "trusted", ds.trusted, "base_seq",
+		                              (json_int_t)ds.base_seq, "exact_copy", c->exact));
+	}
 
 	meta = json_object();
 	hist = json_array();

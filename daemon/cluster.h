@@ -62,6 +62,14 @@ bool cluster_peer_exact(struct mrd *m, uint64_t *gen_seq, uint64_t *gen_id);
  * current generation. */
 void cluster_dirty_reset(struct mrd *m);
 
+/* `mirrorctl resync [--full]` on the primary: a new generation, the dirty set
+ * distrusted and the link dropped, so the secondary is resynced comparing
+ * every file. Returns 0 or -errno with msg set. */
+int cluster_force_resync(struct mrd *m, char *msg, size_t msg_len);
+
+/* `mirrorctl diff`: add "diff" (what a resync would send now) to out. */
+void cluster_diff(struct mrd *m, json_t *out);
+
 /* Add the cluster view to a status result: peer, heartbeat networks, VIP,
  * witness, generation, last transition. */
 void cluster_status(struct mrd *m, json_t *result);

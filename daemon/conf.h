@@ -167,6 +167,13 @@ struct conf_replicated {
 	size_t n_tocheck;
 };
 
+/* <rfs splitbrain_policy>: what a split brain found on reconnection does. */
+enum conf_sb_policy {
+	CONF_SB_DISCONNECT = 0,   /* nothing: the admin chooses (default) */
+	CONF_SB_DISCARD_ZERO,     /* a side that changed no file gives its generation up */
+	CONF_SB_DISCARD_LEAST,    /* the side that changed fewer files gives up (tie: admin) */
+};
+
 struct conf_rfs {
 	bool present;
 	enum conf_async async;
@@ -177,6 +184,7 @@ struct conf_rfs {
 	uint64_t reiallowedbw_kbps; /* 0 = unlimited */
 	uint64_t asynclag_bytes;    /* async mode queue bound; default 64 MiB */
 	uint64_t maxinflight_bytes; /* in-flight ceiling; default 64 MiB */
+	enum conf_sb_policy sb_policy; /* splitbrain_policy; default disconnect */
 	struct conf_replicated *repl;
 	size_t n_repl;
 };

@@ -1305,6 +1305,8 @@ static void
 fill_rfs(struct pctx *p, const xmlNode *n)
 {
 	static const char *const asyncs[] = { "second", "none", "async" };
+	static const char *const sbs[] = { "disconnect", "discard-zero-changes",
+		                           "discard-least-changes" };
 	struct conf_rfs *r = &p->c->rfs;
 	const xmlNode *xs[64];
 	int64_t bw;
@@ -1314,6 +1316,8 @@ fill_rfs(struct pctx *p, const xmlNode *n)
 	r->present = true;
 	v = get_enum(p, n, "async", asyncs, ARRAY_SIZE(asyncs), CONF_ASYNC_SECOND);
 	r->async = v < 0 ? CONF_ASYNC_SECOND : (enum conf_async)v;
+	v = get_enum(p, n, "splitbrain_policy", sbs, ARRAY_SIZE(sbs), CONF_SB_DISCONNECT);
+	r->sb_policy = v < 0 ? CONF_SB_DISCONNECT : (enum conf_sb_policy)v;
 	(void)get_port(p, n, "port", CONF_DEFAULT_RFS_PORT, &r->port);
 	(void)get_dur(p, n, "sendtimeout", 30 * MS_S, MS_S, MS_H, &r->sendtimeout_ms);
 	(void)get_dur(p, n, "reitimeout", 150 * MS_S, MS_S, 24 * MS_H, &r->reitimeout_ms);
@@ -1741,6 +1745,8 @@ conf_cluster_canonical(const struct cluster_conf *c)
 	static const char *const boots[] = { "ignore", "on", "off", "auto" };
 	static const char *const dps[] = { "alone", "lastprim", "server" };
 	static const char *const asyncs[] = { "second", "none", "async" };
+	static const char *const sbs[] = { "disconnect", "discard-zero-changes",
+		                           "discard-least-changes" };
 	static const char *const kinds[] = { "tcp", "ping", "intf", "ip", "custom" };
 	char *buf = NULL;
 	size_t len = 0;
@@ -1833,6 +1839,7 @@ conf_cluster_canonical(const struct cluster_conf *c)
 		put_fmt(f, "rfs.asynclag_bytes", "%llu", (unsigned long long)c->rfs.asynclag_bytes);
 		put_fmt(f, "rfs.maxinflight_bytes", "%llu",
 		        (unsigned long long)c->rfs.maxinflight_bytes);
+		put_kv(f, "rfs.splitbrain_policy", sbs[c->rfs.sb_policy]);
 		put_fmt(f, "rfs.n", "%zu", c->rfs.n_repl);
 		for (size_t i = 0; i < c->rfs.n_repl; i++) {
 			const struct conf_replicated *r = &c->rfs.repl[i];

@@ -69,6 +69,7 @@ typedef json_t *(*ctl_handler_fn)(struct ctl_srv *s, const char *cmd, const json
 static json_t *cmd_status(struct ctl_srv *s, const char *cmd, const json_t *args);
 static json_t *cmd_fsm(struct ctl_srv *s, const char *cmd, const json_t *args);
 static json_t *cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args);
+static json_t *cmd_data(struct ctl_srv *s, const char *cmd, const json_t *args);
 
 /* The dispatch table: one line per command the daemon understands. */
 static const struct {
@@ -85,6 +86,9 @@ static const struct {
 	{ "prim", cmd_fsm },
 	{ "second", cmd_fsm },
 	{ "failover", cmd_failover },
+	{ "resync", cmd_data },
+	{ "verify", cmd_data },
+	{ "diff", cmd_data },
 };
 
 int
@@ -538,6 +542,34 @@ cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args)
 	if (a == NULL || json_array_size(args) != 1 || (strcmp(a, "on") != 0 && strcmp(a, "off") != 0))
 		return ctl_reply_err(-EINVAL, "failover needs one argument: on or off");
 	r = cluster_set_failover(s->m, strcmp(a, "on") == 0, msg, sizeof(msg));
+	if (r < 0)
+		return ctl_reply_err(r, "%s", msg);
+	return ctl_reply_ok(json_pack("{s:s}", "message", msg));
+}
+
+/* resync [--full], verify, diff: the data commands of the primary. */
+static json_t *
+cmd_data(struct ctl_srv *s, const char *cmd, const json_t *args)
+{
+	char msg[256];
+	json_t *o;
+	int r;
+
+	if (strcmp(cmd, "diff") == 0) {
+		o = json_object();
+		cluster_diff(s->m, o);
+		return ctl_reply_ok(o);
+	}
+	if (strcmp(cmd, "resync") == 0) {
+		const char *a = json_string_value(json_array_get(args, 0));
+
+		if (json_array_size(args) > 1 || (json_array_size(args) == 1 &&
+		                                  (a == NULL || strcmp(a, "--full") != 0)))
+			return ctl_reply_err(-EINVAL, "resync takes no argument but --full");
+		r = cluster_force_resync(s->m, msg, sizeof(msg));
+	} else {
+		r = mirror_verify(s->m, msg, sizeof(msg));
+	}
 	if (r < 0)
 		return ctl_reply_err(r, "%s", msg);
 	return ctl_reply_ok(json_pack("{s:s}", "message", msg));

@@ -709,3 +709,23 @@ dirty_load(struct dirty *d, const char *path, char *err, size_t err_len)
 	json_decref(root);
 	return 0;
 }
+
+void
+dirty_stats(struct dirty *d, struct dirty_stats *out)
+{
+	*out = (struct dirty_stats){ 0 };
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	out->trusted = d->trusted;
+	out->base_seq = d->base_seq;
+	out->files = d->files.n;
+	for (size_t i = 0; i < d->files.n_b; i++)
+		for (struct dent *e = d->files.b[i]; e != NULL; e = e->next) {
+			if (e->flags & (DIRTY_F_CHECKSUM | DIRTY_F_TRUNC))
+				out->whole_files++;
+			for (size_t w = 0; w < e->n_words; w++)
+				out->blocks += (uint64_t)__builtin_popcountll(e->bits[w]);
+		}
+	pthread_mutex_unlock(&d->mu);
+}

@@ -76,6 +76,15 @@ bool dirty_trusted_for(struct dirty *d, uint64_t seq, uint64_t id);
 /* Number of files in the set; whether it is trusted. */
 size_t dirty_count(struct dirty *d, bool *trusted);
 
+struct dirty_stats {
+	bool trusted;
+	uint64_t base_seq;
+	size_t files;
+	size_t whole_files; /* compared by checksum or sent from a truncation on */
+	uint64_t blocks;    /* marked blocks of DIRTY_BLOCK bytes */
+};
+void dirty_stats(struct dirty *d, struct dirty_stats *out);
+
 /* Copy of path's entry into *out (caller: dirty_file_done); false when the
  * file is not in the set. */
 bool dirty_get(struct dirty *d, uint8_t dir, const char *path, struct dirty_file *out);

@@ -50,7 +50,7 @@
 #include "util.h"
 
 /*
- * Wire format (version 1), HB_WIRE_BYTES = 160 bytes, integers big-endian:
+ * Wire format (version 2), HB_WIRE_BYTES = 160 bytes, integers big-endian:
  *
  *   off  len  field
  *     0    4  magic "HMHB"
@@ -68,7 +68,8 @@
  *    67    8  gen_id
  *    75    8  handover_seq
  *    83   16  config_hash
- *    99   29  reserved, zero (a receiver refuses anything else)
+ *    99    4  changed_files files in the sender's dirty set (version 2)
+ *   103   25  reserved, zero (a receiver refuses anything else)
  *   128   32  HMAC-SHA256(key, bytes 0..127)
  *
  * Any change of layout or meaning bumps the version; test_hb.c pins the
@@ -135,7 +136,8 @@
 #define HB_OFF_GEN_ID    67
 #define HB_OFF_HANDOVER  75
 #define HB_OFF_HASH      83
-#define HB_OFF_RESERVED  99
+#define HB_OFF_CHANGED   99
+#define HB_OFF_RESERVED  103
 #define HB_OFF_MAC       HB_BODY_BYTES
 
 _Static_assert(HB_OFF_RESERVED <= HB_BODY_BYTES, "heartbeat fields overflow the body");
@@ -314,6 +316,10 @@ hb_encode(const struct hb_msg *m, const uint8_t *key, size_t key_len, uint8_t *b
 	put_be64(buf + HB_OFF_GEN_ID, m->info.gen_id);
 	put_be64(buf + HB_OFF_HANDOVER, m->info.handover_seq);
 	memcpy(buf + HB_OFF_HASH, m->info.config_hash, sizeof(m->info.config_hash));
+	buf[HB_OFF_CHANGED] = (uint8_t)(m->info.changed_files >> 24);
+	buf[HB_OFF_CHANGED + 1] = (uint8_t)(m->info.changed_files >> 16);
+	buf[HB_OFF_CHANGED + 2] = (uint8_t)(m->info.changed_files >> 8);
+	buf[HB_OFF_CHANGED + 3] = (uint8_t)m->info.changed_files;
 	r = mac_body(buf, key, key_len, buf + HB_OFF_MAC);
 	if (r < 0)
 		return r;
@@ -364,6 +370,9 @@ hb_decode(const uint8_t *buf, size_t len, const uint8_t *key, size_t key_len, st
 		.info.gen_seq = get_be64(buf + HB_OFF_GEN_SEQ),
 		.info.gen_id = get_be64(buf + HB_OFF_GEN_ID),
 		.info.handover_seq = get_be64(buf + HB_OFF_HANDOVER),
+		.info.changed_files = (uint32_t)buf[HB_OFF_CHANGED] << 24 |
+		                      (uint32_t)buf[HB_OFF_CHANGED + 1] << 16 |
+		                      (uint32_t)buf[HB_OFF_CHANGED + 2] << 8 | buf[HB_OFF_CHANGED + 3],
 	};
 	memcpy(out->module, buf + HB_OFF_MODULE, mlen);
 	out->module[mlen] = '\0';

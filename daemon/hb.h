@@ -37,7 +37,7 @@
  * not hold the 99 bytes of fields plus the MAC.) */
 #define HB_WIRE_BYTES    160
 #define HB_BODY_BYTES    (HB_WIRE_BYTES - HB_MAC_BYTES) /* what the MAC covers */
-#define HB_VERSION       1
+#define HB_VERSION       2
 #define HB_MAGIC         "HMHB" /* 4 bytes on the wire, no NUL */
 
 /* Flags carried in a heartbeat. */
@@ -47,6 +47,7 @@
 #define HB_F_LASTPRIM   0x20u /* the sender was primary last (election tie-break) */
 #define HB_F_EXACT      0x40u /* the sender's copy is exactly its generation as
                                * mirrored: no change of its own (see dirty.h) */
+#define HB_F_COUNTED    0x80u /* changed_files is exact (the dirty set is trusted) */
 
 /* What a node says about itself. */
 struct hb_info {
@@ -58,6 +59,7 @@ struct hb_info {
 	uint64_t gen_id;       /* data generation: random id of the current one */
 	uint64_t handover_seq; /* with HB_F_HANDOVER: the last replicated seq */
 	uint8_t config_hash[16];
+	uint32_t changed_files; /* files in the dirty set (split-brain policy, status) */
 };
 
 /* One decoded and verified heartbeat (pure codec, for tests and fuzzing). */

@@ -45,6 +45,7 @@ struct mirror {
 	struct repl *repl;   /* primary */
 	struct apply *apply; /* secondary */
 	struct resync *resync; /* primary: a resync of the peer runs */
+	struct resync *verify; /* primary: the last `mirrorctl verify` (kept for status) */
 	bool need_resync;      /* decided from the HELLOs of the current link */
 	bool resyncing;        /* secondary: until a clean RS_END */
 	bool link_up;
@@ -214,6 +215,57 @@ resync_done_cb(void *ctx, bool ok, const char *why)
 }
 
 static void
+verify_done_cb(void *ctx, bool ok, const char *why)
+{
+	(void)ctx;
+	(void)ok;
+	(void)why; /* logged by resync.c; the result stays for `status` */
+}
+
+int
+mirror_verify(struct mrd *m, char *msg, size_t msg_len)
+{
+	struct mirror *mi = m->mirror;
+	struct resync_opts o = { .ahead = 1, .verify = true };
+	int r;
+
+	if (mi == NULL || mi->role != MIRROR_PRIMARY) {
+		(void)snprintf(msg, msg_len, "verify runs on the primary (PRIM with its secondary)");
+		return -EINVAL;
+	}
+	if (!mi->link_up || mi->need_resync || mi->resync != NULL) {
+		(void)snprintf(msg, msg_len, "%s", !mi->link_up ? "the secondary is not connected"
+		                                                : "a resync is running: verify "
+		                                                  "when the secondary is up to date");
+		return -EAGAIN;
+	}
+	if (mi->verify != NULL) {
+		json_t *st = json_object();
+		const char *state;
+
+		resync_status(mi->verify, st);
+		state = json_string_value(json_object_get(json_object_get(st, "verify"), "state"));
+		if (state != NULL && strcmp(state, "running") == 0) {
+			json_decref(st);
+			(void)snprintf(msg, msg_len, "a verify is already running");
+			return -EBUSY;
+		}
+		json_decref(st);
+		resync_stop(mi->verify);
+		mi->verify = NULL;
+	}
+	r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs, NULL, &o, verify_done_cb, m,
+	                 &mi->verify);
+	if (r < 0) {
+		(void)snprintf(msg, msg_len, "cannot start: %s", mr_strerror(r));
+		return r;
+	}
+	(void)snprintf(msg, msg_len, "verify started: both copies are compared block by block, "
+	                             "nothing is changed");
+	return 0;
+}
+
+static void
 diverge_cb(void *ctx)
 {
 	cluster__diverged(ctx);
@@ -308,6 +360,8 @@ mirror_stop(struct mrd *m)
 	repl_stop(mi->repl);
 	resync_stop(mi->resync);
 	mi->resync = NULL;
+	resync_stop(mi->verify);
+	mi->verify = NULL;
 	mi->repl = NULL;
 	stop_shims(mi);
 	if (mi->role == MIRROR_PRIMARY)
@@ -401,6 +455,8 @@ mirror_status(struct mrd *m, json_t *result)
 	}
 	if (mi->resync != NULL)
 		resync_status(mi->resync, o);
+	if (mi->verify != NULL)
+		resync_status(mi->verify, o);
 	json_object_set_new(o, "resyncing", json_boolean(mi->resync != NULL || mi->resyncing));
 	if (mi->apply != NULL) {
 		json_object_set_new(o, "received_seq",
@@ -540,7 +596,7 @@ cb_on_msg(void *ctx, const struct proto_msg *msg)
 		return;
 	}
 	if (msg->type == PROTO_RS_HASHES && mi->repl != NULL) {
-		resync_on_hashes(mi->resync, &msg->u.rs_hashes);
+		resync_on_hashes(mi->resync != NULL ? mi->resync : mi->verify, &msg->u.rs_hashes);
 		return;
 	}
 	if (msg->type == PROTO_RS_RESULT && mi->repl != NULL) {
@@ -575,6 +631,8 @@ cb_on_down(void *ctx, const char *reason)
 		repl_link_down(mi->repl, reason);
 	resync_stop(mi->resync); /* after repl_link_down: a thread waiting for room gives up */
 	mi->resync = NULL;
+	resync_stop(mi->verify);
+	mi->verify = NULL;
 	mi->resyncing = false;
 	if (!m->stopping)
 		cluster_link(m, false);

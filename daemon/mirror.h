@@ -54,6 +54,11 @@ void mirror_seqs(const struct mrd *m, struct mirror_seqs *out);
  * never started. */
 void mirror_stop(struct mrd *m);
 
+/* `mirrorctl verify` on the primary: compare both copies online, change
+ * nothing; the result appears in status ("replication"."verify"). Returns 0
+ * or -errno with msg set. */
+int mirror_verify(struct mrd *m, char *msg, size_t msg_len);
+
 /* Add a "replication" object to a `status` result. */
 void mirror_status(struct mrd *m, json_t *result);
 

@@ -61,6 +61,8 @@
 #define RESYNC_MAX_PASSES 10u
 #define RESYNC_AHEAD      64u /* most files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
+#define VERIFY_RANGE      (8u << 20) /* bytes hashed under the lock at a time */
+#define VERIFY_LIST_MAX   1000u      /* differing files listed */
 
 /* The target's answer to one RS_HASHREQ. */
 struct rs_answer {
@@ -94,6 +96,10 @@ struct resync {
 	void *ctx;
 	struct dirty *dirty; /* borrowed: trusted set, or NULL (compare everything) */
 	unsigned ahead_max;  /* files hashed ahead, 1..RESYNC_AHEAD */
+	bool verify;         /* compare only (`mirrorctl verify`) */
+	json_t *differ;      /* verify: [ {dir, path, blocks}... ] (mu) */
+	atomic_uint_fast64_t differ_files;
+	atomic_uint_fast64_t differ_bytes;
 	uint64_t bw;         /* bytes per second, or 0 */
 	pthread_t thread;
 	uv_async_t async;
@@ -118,6 +124,7 @@ struct resync {
 	atomic_uint_fast64_t sent_bytes;
 	atomic_uint pass;
 	bool reported; /* loop thread */
+	uint64_t end_ms; /* loop thread: when a verify finished */
 
 	struct rs_pending ahead[RESYNC_AHEAD]; /* resync thread: a ring */
 	unsigned ahead_first, ahead_n;
@@ -567,6 +574,93 @@ pass_file_marked(struct resync *rs, uint8_t dir, const char *path, const struct 
 	return r;
 }
 
+/* `mirrorctl verify`: per range of VERIFY_RANGE bytes, hash this side's
+ * blocks and queue RS_HASHREQ under the same lock, so both sides hash the
+ * file at the same point of the op stream whatever the application does;
+ * then compare with the answer. Nothing is sent that changes the target. */
+static int
+verify_file(struct resync *rs, uint8_t dir, const char *path)
+{
+	uint64_t off = 0, size = 0, diff_blocks = 0;
+	uint32_t max_n = VERIFY_RANGE / RESYNC_BLOCK;
+	uint8_t *mine = malloc((size_t)max_n * PROTO_HASH_LEN);
+	struct stat st;
+	bool missing = false;
+	int fd, r = 0;
+
+	if (mine == NULL)
+		return -ENOMEM;
+	fd = open_beneath(rs->roots[dir], path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) == -1) {
+		if (fd >= 0)
+			(void)close(fd);
+		free(mine);
+		return 0; /* gone meanwhile */
+	}
+	do {
+		struct proto_op o = { .type = PROTO_RS_HASHREQ, .off = off, .rdev = RESYNC_BLOCK };
+		struct rs_answer *a;
+		uint32_t n = 0, i;
+		uint64_t req;
+		ssize_t got;
+
+		repl_rs_lock(rs->r);
+		if (fstat(fd, &st) == 0)
+			size = (uint64_t)st.st_size;
+		o.size = size > off ? (size - off < VERIFY_RANGE ? size - off : VERIFY_RANGE) : 0;
+		for (i = 0; i * (uint64_t)RESYNC_BLOCK < o.size; i++) {
+			size_t bl = o.size - i * (uint64_t)RESYNC_BLOCK < RESYNC_BLOCK
+			                    ? (size_t)(o.size - i * (uint64_t)RESYNC_BLOCK)
+			                    : RESYNC_BLOCK;
+			XXH128_canonical_t can;
+
+			got = pread(fd, rs->buf, bl, (off_t)(off + i * (uint64_t)RESYNC_BLOCK));
+			if (got < 0)
+				break;
+			XXH128_canonicalFromHash(&can, XXH3_128bits(rs->buf, (size_t)got));
+			memcpy(mine + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
+			n = i + 1;
+		}
+		set_path(&o, path);
+		req = repl_rs_queue_locked(rs->r, dir, &o);
+		repl_rs_unlock(rs->r);
+		if (req == 0) {
+			r = -ENOTCONN;
+			break;
+		}
+		a = wait_hashes(rs, req);
+		if (a == NULL)
+			break;
+		if (a->n == 0 && n > 0)
+			missing = true;
+		for (i = 0; i < n || i < a->n; i++)
+			if (i >= n || i >= a->n ||
+			    memcmp(mine + (size_t)i * PROTO_HASH_LEN,
+			           a->hashes + (size_t)i * PROTO_HASH_LEN, PROTO_HASH_LEN) != 0)
+				diff_blocks++;
+		free(a);
+		atomic_fetch_add(&rs->bytes, o.size);
+		off += o.size;
+	} while (r == 0 && off < size && !stopping(rs));
+	(void)close(fd);
+	free(mine);
+	atomic_fetch_add(&rs->files, 1);
+	if (r == 0 && diff_blocks > 0) {
+		atomic_fetch_add(&rs->differ_files, 1);
+		atomic_fetch_add(&rs->differ_bytes, diff_blocks * RESYNC_BLOCK);
+		log_warn("verify: differs dir=%u path=\"%s\" blocks=%" PRIu64 "%s", dir, path,
+		         diff_blocks, missing ? " (missing or empty on the peer)" : "");
+		pthread_mutex_lock(&rs->mu);
+		if (json_array_size(rs->differ) < VERIFY_LIST_MAX)
+			json_array_append_new(rs->differ,
+			                      json_pack("{s:i,s:s,s:I,s:b}", "dir", (int)dir, "path",
+			                                path, "blocks", (json_int_t)diff_blocks,
+			                                "missing", missing));
+		pthread_mutex_unlock(&rs->mu);
+	}
+	return r;
+}
+
 /* A regular file met by the walk: with a trusted set, nothing if it is not
  * in it, its marked blocks if they are known; otherwise checksums. */
 static int
@@ -575,6 +669,8 @@ walk_file(struct resync *rs, uint8_t dir, const char *path)
 	struct dirty_file f;
 	int r;
 
+	if (rs->verify)
+		return verify_file(rs, dir, path);
 	if (rs->dirty == NULL)
 		return pass_file(rs, dir, path);
 	if (!dirty_get(rs->dirty, dir, path, &f)) {
@@ -703,7 +799,7 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 	} else {
 		o.flags = RESYNC_NO_PRUNE;
 	}
-	if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+	if (!rs->verify && repl_rs_queue_locked(rs->r, dir, &o) == 0)
 		r = -ENOTCONN;
 	repl_rs_unlock(rs->r);
 	for (i = 0; r == 0 && i < names_len && !stopping(rs);) {
@@ -721,7 +817,7 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 			r = pass_dir(rs, dir, child, depth + 1);
 		else if (S_ISREG(st.st_mode))
 			r = walk_file(rs, dir, child);
-		else
+		else if (!rs->verify)
 			r = pass_other(rs, dir, child);
 	}
 	free(names);
@@ -732,7 +828,7 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 		if (r == 0)
 			r = e;
 	}
-	if (r == 0) {
+	if (r == 0 && !rs->verify) {
 		repl_rs_lock(rs->r);
 		r = queue_meta_locked(rs, dir, path);
 		repl_rs_unlock(rs->r);
@@ -828,6 +924,21 @@ resync_main(void *arg)
 		if (fd >= 0)
 			atomic_fetch_add(&rs->total_bytes, count_bytes(fd, 0));
 	}
+	if (rs->verify) {
+		int r = 0;
+
+		atomic_store(&rs->pass, 1);
+		for (size_t i = 0; r == 0 && i < rs->n_dirs && !stopping(rs); i++)
+			r = pass_dir(rs, (uint8_t)i, "", 0);
+		if (r < 0 || stopping(rs)) {
+			finish(rs, false, stopping(rs) ? "stopped" : "the link went down");
+			return NULL;
+		}
+		(void)snprintf(why, sizeof(why), "%" PRIu64 " files differ",
+		               (uint64_t)atomic_load(&rs->differ_files));
+		finish(rs, true, why);
+		return NULL;
+	}
 	for (pass = 1; pass <= RESYNC_MAX_PASSES; pass++) {
 		uint64_t ns0 = repl_rs_ns_changes(rs->r), end, fails;
 		bool got;
@@ -877,6 +988,17 @@ async_cb(uv_async_t *a)
 	if (!finished || rs->reported)
 		return;
 	rs->reported = true;
+	if (rs->verify) {
+		log_notice("verify: %s files=%" PRIu64 " compared_bytes=%" PRIu64
+		           " differing_files=%" PRIu64 " differing_bytes=%" PRIu64 " ms=%" PRIu64
+		           " reason=\"%s\"",
+		           ok ? "done" : "stopped", atomic_load(&rs->files), atomic_load(&rs->bytes),
+		           atomic_load(&rs->differ_files), atomic_load(&rs->differ_bytes),
+		           mr_now_ms() - rs->start_ms, why);
+		rs->end_ms = mr_now_ms();
+		rs->done(rs->ctx, ok, why);
+		return;
+	}
 	log_notice("resync: %s passes=%u files=%" PRIu64 " unchanged_files=%" PRIu64
 	           " compared_bytes=%" PRIu64 " sent_bytes=%" PRIu64 " ms=%" PRIu64
 	           " reason=\"%s\"",
@@ -907,6 +1029,8 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	                : opts->ahead > RESYNC_AHEAD ? RESYNC_AHEAD
 	                                             : opts->ahead;
 	rs->bw = opts->bw_kbytes_s * 1024u;
+	rs->verify = opts->verify;
+	rs->differ = json_array();
 	rs->start_ms = mr_now_ms();
 	MR_BUG_ON(pthread_mutex_init(&rs->mu, NULL) != 0);
 	MR_BUG_ON(pthread_cond_init(&rs->cond, NULL) != 0);
@@ -917,8 +1041,10 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 		uv_close((uv_handle_t *)&rs->async, NULL);
 		return -e; /* (rs leaks until the loop closes: startup only) */
 	}
-	log_notice("resync: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64, n_dirs,
-	           dirty != NULL ? "changed" : "compare", rs->ahead_max, opts->bw_kbytes_s);
+	log_notice("%s: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64,
+	           rs->verify ? "verify" : "resync", n_dirs,
+	           rs->verify ? "verify" : dirty != NULL ? "changed" : "compare", rs->ahead_max,
+	           opts->bw_kbytes_s);
 	*out = rs;
 	return 0;
 }
@@ -970,6 +1096,32 @@ resync_status(struct resync *rs, json_t *result)
 	uint64_t rate = ms > 0 ? bytes * 1000u / ms : 0;
 	bool finished;
 
+	if (rs->verify) {
+		json_t *list;
+		bool ok;
+		char why[160];
+
+		pthread_mutex_lock(&rs->mu);
+		finished = rs->finished;
+		ok = rs->ok;
+		memcpy(why, rs->why, sizeof(why));
+		list = json_deep_copy(rs->differ);
+		pthread_mutex_unlock(&rs->mu);
+		if (rs->end_ms != 0)
+			ms = rs->end_ms - rs->start_ms;
+		json_object_set_new(
+		        result, "verify",
+		        json_pack("{s:s,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "state",
+		                  !finished ? "running" : ok ? "finished" : "stopped", "identical",
+		                  finished && ok && atomic_load(&rs->differ_files) == 0, "reason",
+		                  finished ? why : "", "files", (json_int_t)files, "bytes",
+		                  (json_int_t)bytes, "total_bytes", (json_int_t)total,
+		                  "differing_files", (json_int_t)atomic_load(&rs->differ_files),
+		                  "differing_bytes", (json_int_t)atomic_load(&rs->differ_bytes),
+		                  "ms", (json_int_t)ms, "differ",
+		                  list != NULL ? list : json_array()));
+		return;
+	}
 	pthread_mutex_lock(&rs->mu);
 	finished = rs->finished;
 	pthread_mutex_unlock(&rs->mu);
@@ -1000,6 +1152,7 @@ close_cb(uv_handle_t *h)
 		free(a);
 	}
 	free(rs->buf);
+	json_decref(rs->differ);
 	free(rs);
 }
 

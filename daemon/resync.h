@@ -30,6 +30,8 @@ struct dirty;
 struct resync_opts {
 	unsigned ahead;       /* files hashed ahead of the one sent (<rfs nbrei>), >= 1 */
 	uint64_t bw_kbytes_s; /* cap on resync data sent, KB/s (<rfs reiallowedbw>); 0: none */
+	bool verify;          /* `mirrorctl verify`: compare only, change nothing (see
+	                       * resync.c), results in resync_status() under "verify" */
 };
 int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
                  struct dirty *dirty, const struct resync_opts *opts, resync_done_fn done,

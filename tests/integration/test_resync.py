@@ -183,8 +183,44 @@ class SplitBrain(tf.Failover):
         self.assertFalse(os.path.exists(os.path.join(real["n2"], "only-n2")))
 
 
+class SplitBrainPolicy(SplitBrain):
+    """<rfs splitbrain_policy="discard-least-changes">: the side that changed fewer
+    files gives its changes up by itself; the counts show in status."""
+    def setUp(self):
+        ht.require_root()
+        self.c = ht.Cluster(userconfig=SPLIT_CONFIG.replace(
+            "<rfs ", '<rfs splitbrain_policy="discard-least-changes" ', 1))
+        self.c.open()
+        self.addCleanup(self.c.close)
+        self.svc = tf.setup(self.c)
+
+    def test_the_side_with_fewer_changes_gives_up(self):
+        c = self.c
+        self.start_pair()
+        self.write("n1", "common", "before the split")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
+        self.wait_states({"n1": ("ALONE", "Ready"), "n2": ("ALONE", "Ready")})
+        for i in range(3):
+            self.write("n1", "n1-%d" % i, "n1 wrote this during the split")
+        self.write("n2", "common", "n2 wrote this during the split")
+        self.assertEqual(self.st("n1")["changed"]["files"], 3)
+        self.assertEqual(self.st("n2")["changed"]["files"], 1)
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.assertIn("splitbrain_policy=discard-least-changes",
+                      ht.read_text(c.node("n2").log_file))
+        real = {n: c.node(n).repl_dirs["data"][0] for n in ("n1", "n2")}
+        diff = tr.compare_trees(real["n1"], real["n2"])
+        self.assertEqual(diff, [], "\n".join(diff[:20]))
+        with open(os.path.join(real["n2"], "common")) as f:
+            self.assertEqual(f.read(), "before the split")
+
+
 for _name in [n for n in dir(tf.Failover) if n.startswith("test_")]:
     setattr(SplitBrain, _name, None)
+    setattr(SplitBrainPolicy, _name, None)
+# the admin's way is tested without a policy
+SplitBrainPolicy.test_split_brain_is_detected_and_resolved_by_the_admin = None
 
 if __name__ == "__main__":
     ht.main()

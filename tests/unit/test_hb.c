@@ -58,6 +58,7 @@ sample_msg(void)
 			.gen_seq = 0x2122232425262728u,
 			.gen_id = 0x3132333435363738u,
 			.handover_seq = 0x4142434445464748u,
+			.changed_files = 0x51525354u,
 		},
 	};
 	int i;
@@ -277,7 +278,7 @@ malformed_but_authentic_is_refused(void **state)
 
 	(void)state;
 	encode_ok(&m, good);
-	for (i = 99; i < HB_BODY_BYTES; i++) { /* reserved bytes */
+	for (i = 103; i < HB_BODY_BYTES; i++) { /* reserved bytes */
 		memcpy(buf, good, sizeof(buf));
 		buf[i] = 1;
 		remac(buf);
@@ -300,16 +301,16 @@ malformed_but_authentic_is_refused(void **state)
 /* The bytes of sample_msg() under test_key. Pinned: if this fails, the wire
  * format changed, so bump HB_VERSION (and update this on purpose). */
 static const char golden_hex[] =
-        /* magic "HMHB", version 1, node 1, net 2, module "web" NUL padded */
-        "484d484201010277656200000000000000000000000000000000000000000000"
+        /* magic "HMHB", version 2, node 1, net 2, module "web" NUL padded */
+        "484d484202010277656200000000000000000000000000000000000000000000"
         /* ... epoch, seq, state 3, readiness 2, uptodate 1, flags 0x15, gen_seq */
         "0000000000000001020304050607081112131415161718030201152122232425"
         /* ... gen_id, handover_seq, config_hash */
         "26272831323334353637384142434445464748a0a1a2a3a4a5a6a7a8a9aaabac"
-        /* ... reserved zero up to byte 128 */
-        "adaeaf0000000000000000000000000000000000000000000000000000000000"
+        /* ... changed_files 0x51525354, reserved zero up to byte 128 */
+        "adaeaf5152535400000000000000000000000000000000000000000000000000"
         /* HMAC-SHA256 (computed independently with Python's hmac module) */
-        "33bc6db2088864cca1cbb83d7b4bddca8421d28746f909b296daf2d0a7f9fc90";
+        "0bd00cc7f1c26ad9ba09d8948b99aaad4594758279163a96939ad6190458ba9c";
 
 static void
 golden_bytes(void **state)

@@ -146,17 +146,19 @@ READY_NUM = {"NotReady": 0, "Transient": 1, "Ready": 2}
 
 
 def hb_datagram(key, node_idx, net_idx, module, epoch, seq, state="ALONE", readiness="Ready",
-                uptodate=True, flags=1, gen_seq=1, gen_id=1, handover_seq=0, config_hash=b""):
+                uptodate=True, flags=1, gen_seq=1, gen_id=1, handover_seq=0, config_hash=b"",
+                changed_files=0):
     """One heartbeat datagram as daemon/hb.c encodes it (160 bytes: a 128-byte body,
     big-endian, then HMAC-SHA256 of the body under key). For tests that play a peer."""
     import hashlib
     import hmac
     mod = module.encode()[:32].ljust(32, b"\0")
-    body = (b"HMHB" + struct.pack(">BBB", 1, node_idx, net_idx) + mod
+    body = (b"HMHB" + struct.pack(">BBB", 2, node_idx, net_idx) + mod
             + struct.pack(">QQ", epoch, seq)
             + struct.pack(">BBBB", STATE_NUM[state], READY_NUM[readiness], int(uptodate), flags)
             + struct.pack(">QQQ", gen_seq, gen_id, handover_seq)
-            + config_hash[:16].ljust(16, b"\0"))
+            + config_hash[:16].ljust(16, b"\0")
+            + struct.pack(">I", changed_files))
     body = body.ljust(128, b"\0")
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
