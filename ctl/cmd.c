@@ -30,6 +30,13 @@ static const struct cmd_opt json_opts[] = {
 	{ CMD_OPT_END, 0, NULL, NULL, NULL },
 };
 
+static const struct cmd_opt status_opts[] = {
+	{ CMD_OPT_JSON, 0, "json", NULL, "print the daemon's reply as JSON" },
+	{ CMD_OPT_WATCH, 'w', "watch", "[SECONDS]",
+	  "redraw every SECONDS (default 1, at least 0.2) until interrupted" },
+	{ CMD_OPT_END, 0, NULL, NULL, NULL },
+};
+
 static const struct cmd_opt log_opts[] = {
 	{ CMD_OPT_FOLLOW, 'f', "follow", NULL, "keep printing lines as they are added" },
 	{ CMD_OPT_LINES, 'n', "lines", "LINES", "print the last LINES lines (default 50)" },
@@ -48,6 +55,12 @@ static const struct cmd_opt prim_opts[] = {
 	{ CMD_OPT_END, 0, NULL, NULL, NULL },
 };
 
+static const struct cmd_opt resync_opts[] = {
+	{ CMD_OPT_FULL, 0, "full", NULL,
+	  "compare every file by block checksums (the only kind an admin can ask for)" },
+	{ CMD_OPT_END, 0, NULL, NULL, NULL },
+};
+
 static const struct cmd_def config_cmds[] = {
 	{ "check", "[--node] [--json] FILE...", "validate userconfig.xml (or node.ini) files",
 	  CMD_RUN_CONFIG_CHECK, CMD_F_JSON, check_opts, 1, -1, NULL },
@@ -58,8 +71,8 @@ static const struct cmd_def config_cmds[] = {
 
 /* Usage lists commands in this order; ambiguity messages too. */
 const struct cmd_def cmd_table[] = {
-	{ "status", "[--json]", "show the module's state, peer and configuration", CMD_RUN_STATUS,
-	  CMD_F_DAEMON | CMD_F_JSON, json_opts, 0, 0, NULL },
+	{ "status", "[--json|-w [SECONDS]]", "show the module's state, peer and configuration",
+	  CMD_RUN_STATUS, CMD_F_DAEMON | CMD_F_JSON, status_opts, 0, 0, NULL },
 	{ "state", "[--json]", "print the state; the exit code is the state (see below)",
 	  CMD_RUN_STATE, CMD_F_DAEMON | CMD_F_JSON | CMD_F_STATE_EXIT, json_opts, 0, 0, NULL },
 	{ "start", "", "start the module on this node (WAIT, then elected or joining)",
@@ -80,6 +93,12 @@ const struct cmd_def cmd_table[] = {
 	  CMD_F_DAEMON, NULL, 0, 0, NULL },
 	{ "failover", "on|off", "allow (or forbid) this node to take over automatically",
 	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 1, 1, NULL },
+	{ "resync", "[--full]", "on the primary: resync the secondary comparing every file",
+	  CMD_RUN_DAEMON, CMD_F_DAEMON, resync_opts, 0, 0, NULL },
+	{ "verify", "[--json]", "on the primary: compare both copies online, change nothing",
+	  CMD_RUN_VERIFY, CMD_F_DAEMON | CMD_F_JSON, json_opts, 0, 0, NULL },
+	{ "diff", "[--json]", "what a resync of the peer would send now (changed files, blocks)",
+	  CMD_RUN_DIFF, CMD_F_DAEMON | CMD_F_JSON, json_opts, 0, 0, NULL },
 	{ "config", "check|show FILE...", "check configuration files (no daemon needed)",
 	  CMD_RUN_NONE, 0, NULL, 0, 0, config_cmds },
 	{ "log", "[-f] [-n LINES]", "print the module log (no daemon needed)", CMD_RUN_LOG,
@@ -212,10 +231,58 @@ bad:
 	return -EINVAL;
 }
 
+/* Seconds as "2", "0.5", ".5" or "2." into ms, rounded to the nearest ms.
+ * strtod() alone would also take a sign, exponents, hex, inf and nan: only
+ * digits and one '.' get that far. NULL (-w alone) is the default. */
+static int
+parse_interval(const char *s, unsigned *out_ms, char *err, size_t err_len)
+{
+	size_t len;
+	double sec;
+
+	if (s == NULL) {
+		*out_ms = CMD_WATCH_DEFAULT_MS;
+		return 0;
+	}
+	len = strlen(s);
+	if (strspn(s, "0123456789.") != len || strchr(s, '.') != strrchr(s, '.') ||
+	    strcspn(s, "0123456789") == len)
+		goto bad;
+	sec = strtod(s, NULL); /* mirrorctl never calls setlocale(): '.' is the point */
+	if (sec > (double)CMD_WATCH_MAX_MS / 1000.0 ||
+	    sec * 1000.0 + 0.5 < (double)CMD_WATCH_MIN_MS)
+		goto bad;
+	*out_ms = (unsigned)(sec * 1000.0 + 0.5);
+	return 0;
+bad:
+	snprintf(err, err_len, "invalid interval '%s' (expected seconds, %u.%u..%u, e.g. 0.5)", s,
+	         CMD_WATCH_MIN_MS / 1000u, CMD_WATCH_MIN_MS % 1000u / 100u,
+	         CMD_WATCH_MAX_MS / 1000u);
+	return -EINVAL;
+}
+
+/* See struct cmd_opt: "[X]" marks a value that may be left out. */
+static bool
+opt_value_optional(const struct cmd_opt *o)
+{
+	return o->metavar != NULL && o->metavar[0] == '[';
+}
+
+/* A word an optional value may be taken from: "5", "0.5", ".5", and "-1"
+ * too, so that it is refused as a bad value, not as an unknown option. */
+static bool
+looks_numeric(const char *s)
+{
+	if (s[0] == '-')
+		s++;
+	return (s[0] >= '0' && s[0] <= '9') || s[0] == '.';
+}
+
 static int
 set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err, size_t err_len)
 {
-	if (o->metavar != NULL && val == NULL) { /* parse_opt() guarantees a value */
+	if (o->metavar != NULL && val == NULL && !opt_value_optional(o)) {
+		/* parse_opt() guarantees a value */
 		snprintf(err, err_len, "option '--%s' needs a value", o->long_name);
 		return -EINVAL;
 	}
@@ -247,7 +314,10 @@ set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err
 		return 0;
 	case CMD_OPT_FORCE:
 		cl->force = true;
-		break;
+		return 0;
+	case CMD_OPT_FULL:
+		cl->full = true;
+		return 0;
 	case CMD_OPT_FOLLOW:
 		cl->follow = true;
 		return 0;
@@ -256,6 +326,8 @@ set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err
 	case CMD_OPT_NODE_FILE:
 		cl->node_file = true;
 		return 0;
+	case CMD_OPT_WATCH:
+		return parse_interval(val, &cl->watch_ms, err, err_len);
 	case CMD_OPT_END:
 		break;
 	}
@@ -266,7 +338,9 @@ set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err
 /*
  * Parse one option word at argv[*i]. The command's own options are tried
  * first, then the global ones (so `log -n 5` means lines, not node.ini).
- * Accepted forms: -x, -xVALUE, -x VALUE, --long, --long=VALUE, --long VALUE.
+ * Accepted forms: -x, -xVALUE, -x VALUE, --long, --long=VALUE, --long VALUE;
+ * an optional value ("[X]") is taken from the next word only if it looks
+ * like a number.
  */
 static int
 parse_opt(int argc, char **argv, int *i, const struct cmd_opt *cmd_opts, struct cmd_line *cl,
@@ -315,7 +389,10 @@ parse_opt(int argc, char **argv, int *i, const struct cmd_opt *cmd_opts, struct 
 		list_opts(err, err_len, cmd_global_opts);
 		return -EINVAL;
 	}
-	if (o->metavar != NULL && val == NULL) {
+	if (opt_value_optional(o) && val == NULL) {
+		if (*i + 1 < argc && looks_numeric(argv[*i + 1]))
+			val = argv[++*i];
+	} else if (o->metavar != NULL && val == NULL) {
 		if (*i + 1 >= argc) {
 			snprintf(err, err_len, "option '%s' needs a value (%s)", name, o->metavar);
 			return -EINVAL;
@@ -418,6 +495,14 @@ cmd_parse(int argc, char **argv, struct cmd_line *cl, char *err, size_t err_len)
 	if (cl->json && !(c->flags & CMD_F_JSON) && c->run != CMD_RUN_HELP &&
 	    c->run != CMD_RUN_VERSION) {
 		snprintf(err, err_len, "'%s' has no --json output", full);
+		r = -EINVAL;
+		goto err;
+	}
+	if (cl->json && cl->watch_ms != 0) {
+		snprintf(err, err_len,
+		         "--watch redraws the human output and cannot be combined with --json "
+		         "(poll 'mirrorctl %s --json' instead)",
+		         full);
 		r = -EINVAL;
 		goto err;
 	}

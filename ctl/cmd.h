@@ -43,6 +43,8 @@ enum cmd_run {
 	CMD_RUN_LOG,
 	CMD_RUN_HELP,
 	CMD_RUN_VERSION,
+	CMD_RUN_VERIFY,
+	CMD_RUN_DIFF,
 	CMD_RUN__COUNT,
 };
 
@@ -67,6 +69,8 @@ enum cmd_opt_id {
 	CMD_OPT_LINES,
 	CMD_OPT_NODE_FILE,
 	CMD_OPT_FORCE,
+	CMD_OPT_WATCH,
+	CMD_OPT_FULL,
 };
 
 /* One option; arrays of them end with an entry whose id is CMD_OPT_END. */
@@ -74,7 +78,9 @@ struct cmd_opt {
 	enum cmd_opt_id id;
 	char short_name; /* 0 = long form only */
 	const char *long_name;
-	const char *metavar; /* NULL = flag without a value */
+	/* NULL = flag without a value; "[X]" = optional value, taken from the
+	 * next word only when that word looks like a number (status -w 0.5) */
+	const char *metavar;
 	const char *help;
 };
 
@@ -95,6 +101,11 @@ struct cmd_def {
 #define CMD_LINES_MAX     1000000u
 #define CMD_MODULE_MAX    32 /* as mirrord */
 
+/* status -w SECONDS, kept in ms */
+#define CMD_WATCH_DEFAULT_MS 1000u
+#define CMD_WATCH_MIN_MS     200u
+#define CMD_WATCH_MAX_MS     86400000u
+
 /* The result of cmd_parse(). String pointers are borrowed from argv. */
 struct cmd_line {
 	const char *module;   /* -m; NULL = use $MIRROR_MODULE */
@@ -109,6 +120,8 @@ struct cmd_line {
 	unsigned lines;               /* log -n; CMD_LINES_DEFAULT */
 	bool node_file;               /* config check --node */
 	bool force;                   /* prim --force */
+	bool full;                    /* resync --full */
+	unsigned watch_ms;            /* status -w; 0 = no watch */
 	const char **args;            /* positional arguments; owned array */
 	int n_args;
 };

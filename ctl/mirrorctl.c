@@ -5,10 +5,10 @@
  * outcome into a stable exit code (0 ok, 1 failed, 2 usage, 3 unreachable;
  * `state` exits with the state and uses 5 for "could not tell").
  *
- * One request per process: connect to RUN_DIR/MODULE.sock, send one frame,
- * read exactly one reply, all under one CTL_TIMEOUT_MS deadline. It never
- * changes HA state itself. `config` and `log` work without a daemon.
- * Single-threaded.
+ * One request per process (`status -w`: one per interval): connect to
+ * RUN_DIR/MODULE.sock, send one frame, read exactly one reply, all under one
+ * CTL_TIMEOUT_MS deadline. It never changes HA state itself. `config` and
+ * `log` work without a daemon. Single-threaded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,10 @@
 #define CTL_TIMEOUT_MS       10000
 #define CTL_NODE_INI_DEFAULT "/etc/hamirror/node.ini"
 #define LOG_POLL_MS          200
+#define WATCH_TICK_MS        200 /* longest sleep between checks for SIGINT */
+#define TTY_CLEAR            "\033[H\033[2J"
+#define TTY_CURSOR_HIDE      "\033[?25l"
+#define TTY_CURSOR_SHOW      "\033[?25h"
 
 struct ctx {
 	struct cmd_line cl;
@@ -45,7 +49,28 @@ struct ctx {
 
 typedef int (*run_fn)(struct ctx *x);
 
+/* Set by SIGINT/SIGTERM in `log -f` and `status -w`; also cuts short a
+ * request that is waiting for the daemon. */
 static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* SIGINT and SIGTERM set stop_requested instead of killing mirrorctl. No
+ * SA_RESTART: a blocked poll() or nanosleep() returns at once. */
+static void
+catch_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+}
 
 /* ---- locating the module ------------------------------------------------ */
 
@@ -145,7 +170,8 @@ remaining_ms(uint64_t deadline_ms)
 	return now >= deadline_ms ? 0 : (int)(deadline_ms - now);
 }
 
-/* Wait for events on fd until the deadline. 0 when ready, -ETIMEDOUT, -errno. */
+/* Wait for events on fd until the deadline. 0 when ready, -ETIMEDOUT,
+ * -EINTR once a stop was requested, -errno. */
 static int
 wait_fd(int fd, short events, uint64_t deadline_ms)
 {
@@ -154,7 +180,7 @@ wait_fd(int fd, short events, uint64_t deadline_ms)
 
 	for (;;) {
 		n = poll(&p, 1, remaining_ms(deadline_ms));
-		if (n == -1 && errno == EINTR)
+		if (n == -1 && errno == EINTR && !stop_requested)
 			continue;
 		if (n == -1)
 			return -errno;
@@ -201,6 +227,10 @@ sock_connect(const char *path, uint64_t deadline_ms)
 		}
 		if (remaining_ms(deadline_ms) == 0) {
 			r = -ETIMEDOUT;
+			goto err_close;
+		}
+		if (stop_requested) {
+			r = -EINTR;
 			goto err_close;
 		}
 		(void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000L }, NULL);
@@ -310,6 +340,7 @@ failed_exit(const struct ctx *x)
  * may be NULL), or the exit code after printing why:
  *   unreachable (connect failed, timeout)             -> 3 (5 for state)
  *   closed without a reply, malformed reply, ok=false -> 1 (5 for state)
+ *   SIGINT/SIGTERM while waiting (status -w)          -> 1, silently
  */
 static int
 request(struct ctx *x, const char *cmd, json_t *args, json_t **reply, json_t **result)
@@ -339,7 +370,7 @@ request(struct ctx *x, const char *cmd, json_t *args, json_t **reply, json_t **r
 		if (fd == -ETIMEDOUT)
 			fprintf(stderr, "mirrorctl: mirrord at %s did not accept within %d s\n",
 			        x->sock_path, CTL_TIMEOUT_MS / 1000);
-		else
+		else if (fd != -EINTR) /* -EINTR: stop requested, nothing to say */
 			print_unreachable(x, fd);
 		ex = cmd_unreachable_exit(x->cl.cmd);
 		goto out_free;
@@ -349,6 +380,10 @@ request(struct ctx *x, const char *cmd, json_t *args, json_t **reply, json_t **r
 		r = recv_reply(fd, deadline_ms, &msg, err, sizeof(err));
 	(void)close(fd);
 
+	if (r == -EINTR) { /* stop requested */
+		ex = failed_exit(x);
+		goto out_free;
+	}
 	if (r == -ETIMEDOUT) {
 		fprintf(stderr,
 		        "mirrorctl: no reply from mirrord at %s within %d s (see 'mirrorctl log')\n",
@@ -427,11 +462,93 @@ query_status(struct ctx *x, json_t **reply, json_t **result)
 	return CMD_EXIT_OK;
 }
 
+/* Sleep until deadline_ms or a stop request, in WATCH_TICK_MS steps: a
+ * signal that lands just before nanosleep() delays the exit by one step. */
+static void
+sleep_until(uint64_t deadline_ms)
+{
+	int ms;
+
+	for (;;) {
+		ms = remaining_ms(deadline_ms);
+		if (stop_requested || ms == 0)
+			return;
+		if (ms > WATCH_TICK_MS)
+			ms = WATCH_TICK_MS;
+		(void)nanosleep(&(struct timespec){ .tv_nsec = ms * 1000000L }, NULL);
+	}
+}
+
+/* Clear the terminal and print the header of one `status -w` screen, as
+ * watch(1) does: "Every 0.5s: mirrorctl status -m db    2024-05-01 12:00:00". */
+static void
+watch_header(const struct ctx *x)
+{
+	time_t now = time(NULL);
+	char when[32] = "?";
+	struct tm tm;
+
+	if (localtime_r(&now, &tm) != NULL)
+		(void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf(TTY_CLEAR "Every %gs: mirrorctl status %s %s    %s\n\n",
+	       (double)x->cl.watch_ms / 1000.0, x->cl.socket ? "-s" : "-m",
+	       x->cl.socket ? x->sock_path : x->module, when);
+}
+
+/*
+ * `status -w`: redraw the human status every cl.watch_ms until SIGINT or
+ * SIGTERM, then exit 0. On a terminal each screen is cleared and starts with
+ * a header, and the cursor is hidden meanwhile; otherwise the snapshots are
+ * separated by a blank line (logs, tests). A failed request prints its error
+ * and is retried at the next interval: the admin may be watching a restart.
+ */
+static int
+watch_status(struct ctx *x)
+{
+	bool tty = isatty(STDOUT_FILENO), first = true;
+	json_t *reply, *result;
+	uint64_t next_ms;
+
+	catch_stop_signals();
+	if (tty)
+		(void)fputs(TTY_CURSOR_HIDE, stdout);
+	while (!stop_requested) {
+		next_ms = mr_now_ms() + x->cl.watch_ms;
+		if (tty)
+			watch_header(x);
+		else if (!first)
+			(void)putchar('\n');
+		first = false;
+		/* before the request: its errors go to stderr, unbuffered */
+		if (fflush(stdout) == EOF)
+			goto err_write;
+		if (query_status(x, &reply, &result) == CMD_EXIT_OK) {
+			out_status(stdout, result);
+			json_decref(reply);
+		}
+		if (fflush(stdout) == EOF)
+			goto err_write;
+		sleep_until(next_ms);
+	}
+	if (tty) /* the newline ends the line where the terminal echoed ^C */
+		(void)fputs(TTY_CURSOR_SHOW "\n", stdout);
+	return CMD_EXIT_OK; /* main() reports a failed final flush */
+
+err_write:
+	fprintf(stderr, "mirrorctl: writing output: %s\n", strerror(errno));
+	if (tty)
+		(void)fputs(TTY_CURSOR_SHOW, stdout);
+	return CMD_EXIT_FAILED;
+}
+
 static int
 run_status(struct ctx *x)
 {
 	json_t *reply, *result;
 	int ex;
+
+	if (x->cl.watch_ms != 0)
+		return watch_status(x);
 
 	ex = query_status(x, &reply, &result);
 	if (ex != CMD_EXIT_OK)
@@ -495,6 +612,8 @@ run_daemon(struct ctx *x)
 		if (json_array_append_new(args, json_string(x->cl.args[i])) == -1)
 			goto err_nomem;
 	if (x->cl.force && json_array_append_new(args, json_string("--force")) == -1)
+		goto err_nomem;
+	if (x->cl.full && json_array_append_new(args, json_string("--full")) == -1)
 		goto err_nomem;
 	ex = request(x, name, json_array_size(args) ? args : NULL, &reply, &result);
 	json_decref(args);
@@ -697,26 +816,16 @@ tail_start(int fd, off_t size, unsigned lines, off_t *start)
 	return 0;
 }
 
-static void
-on_stop_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
 /* Follow path from *pos: print appended data every LOG_POLL_MS, reopen when
  * the file is replaced (rotation), restart at 0 when it shrinks (truncation).
  * Returns at SIGINT/SIGTERM with 0, or -errno. */
 static int
 follow(const char *path, int *fdp, off_t *pos)
 {
-	struct sigaction sa = { .sa_handler = on_stop_signal };
 	struct stat st_fd, st_path;
 	int r, nfd;
 
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGTERM, &sa, NULL);
+	catch_stop_signals();
 	while (!stop_requested) {
 		(void)nanosleep(&(struct timespec){ .tv_nsec = LOG_POLL_MS * 1000000L }, NULL);
 		if (fstat(*fdp, &st_fd) == -1)
@@ -797,6 +906,109 @@ run_version(struct ctx *x)
 	return CMD_EXIT_OK;
 }
 
+/* verify: start it, then follow "replication"."verify" in status until it
+ * ends; list the differing files. Exit 0 identical, 1 different or stopped. */
+static int
+run_verify(struct ctx *x)
+{
+	json_t *reply, *result, *v = NULL;
+	const char *state = NULL;
+	bool tty = isatty(STDERR_FILENO) && !x->cl.json;
+	int ex;
+
+	ex = request(x, "verify", NULL, &reply, &result);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	json_decref(reply);
+	for (;;) {
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+		ex = query_status(x, &reply, &result);
+		if (ex != CMD_EXIT_OK)
+			return ex;
+		v = json_object_get(json_object_get(result, "replication"), "verify");
+		state = json_string_value(json_object_get(v, "state"));
+		if (v == NULL || state == NULL) {
+			fprintf(stderr, "mirrorctl: the verify is gone (the link or the role changed)\n");
+			json_decref(reply);
+			return CMD_EXIT_FAILED;
+		}
+		if (strcmp(state, "running") != 0)
+			break;
+		if (tty)
+			fprintf(stderr, "\rverify: %" JSON_INTEGER_FORMAT " files, %.1f MiB compared",
+			        json_integer_value(json_object_get(v, "files")),
+			        (double)json_integer_value(json_object_get(v, "bytes")) / 1048576.0);
+		json_decref(reply);
+		(void)nanosleep(&ts, NULL);
+	}
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	if (x->cl.json) {
+		(void)out_json(stdout, v);
+	} else {
+		size_t i;
+		json_t *e;
+
+		json_array_foreach (json_object_get(v, "differ"), i, e)
+			printf("differs: %s%s (%" JSON_INTEGER_FORMAT " blocks)\n",
+			       json_string_value(json_object_get(e, "path")),
+			       json_is_true(json_object_get(e, "missing")) ? ", missing on the peer"
+			                                                   : "",
+			       json_integer_value(json_object_get(e, "blocks")));
+		printf("verify %s: %" JSON_INTEGER_FORMAT " files, %.1f MiB compared, "
+		       "%" JSON_INTEGER_FORMAT " differ (%.1f MiB) in %.1f s%s%s\n",
+		       strcmp(state, "finished") == 0 ? "finished" : "stopped",
+		       json_integer_value(json_object_get(v, "files")),
+		       (double)json_integer_value(json_object_get(v, "bytes")) / 1048576.0,
+		       json_integer_value(json_object_get(v, "differing_files")),
+		       (double)json_integer_value(json_object_get(v, "differing_bytes")) / 1048576.0,
+		       (double)json_integer_value(json_object_get(v, "ms")) / 1000.0,
+		       strcmp(state, "finished") == 0 ? "" : ": ",
+		       strcmp(state, "finished") == 0
+		               ? ""
+		               : json_string_value(json_object_get(v, "reason")));
+	}
+	ex = json_is_true(json_object_get(v, "identical")) ? CMD_EXIT_OK : CMD_EXIT_FAILED;
+	json_decref(reply);
+	return ex;
+}
+
+/* diff: what a resync of the peer would send now, from the dirty set. */
+static int
+run_diff(struct ctx *x)
+{
+	json_t *reply, *result, *d;
+	int ex;
+
+	ex = request(x, "diff", NULL, &reply, &result);
+	if (ex != CMD_EXIT_OK)
+		return ex;
+	d = json_object_get(result, "diff");
+	if (x->cl.json) {
+		(void)out_json(stdout, d != NULL ? d : result);
+	} else if (d != NULL) {
+		json_int_t files = json_integer_value(json_object_get(d, "files"));
+		json_int_t whole = json_integer_value(json_object_get(d, "whole_files"));
+		json_int_t blocks = json_integer_value(json_object_get(d, "blocks"));
+		json_int_t bs = json_integer_value(json_object_get(d, "block_size"));
+
+		printf("changed since the peer's copy: %" JSON_INTEGER_FORMAT
+		       " files, %.1f MiB in changed blocks, %" JSON_INTEGER_FORMAT
+		       " files to send whole or compare\n",
+		       files, (double)(blocks * bs) / 1048576.0, whole);
+		if (json_is_true(json_object_get(d, "changed_only")))
+			printf("a resync now sends only these (the peer's copy is exact)\n");
+		else
+			printf("a resync now compares every file by block checksums (%s)\n",
+			       !json_is_true(json_object_get(d, "set_trusted"))
+			               ? "this node's set of changed files is not trusted"
+			               : "the peer's copy is not known to be exact");
+	}
+	json_decref(reply);
+	return CMD_EXIT_OK;
+}
+
 static const run_fn runners[CMD_RUN__COUNT] = {
 	[CMD_RUN_DAEMON] = run_daemon,
 	[CMD_RUN_STATUS] = run_status,
@@ -806,6 +1018,8 @@ static const run_fn runners[CMD_RUN__COUNT] = {
 	[CMD_RUN_LOG] = run_log,
 	[CMD_RUN_HELP] = run_help,
 	[CMD_RUN_VERSION] = run_version,
+	[CMD_RUN_VERIFY] = run_verify,
+	[CMD_RUN_DIFF] = run_diff,
 };
 
 int

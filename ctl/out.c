@@ -304,6 +304,19 @@ out_cluster(FILE *f, const json_t *r)
 		        json_integer_value(json_object_get(gen, "seq")), str_at(gen, "id", "?"),
 		        json_is_true(json_object_get(r, "failover")) ? "on" : "off");
 	}
+	if (json_is_object(json_object_get(r, "changed"))) {
+		const json_t *ch = json_object_get(r, "changed"), *pn = json_object_get(r, "peer_node");
+
+		/* files that may differ from the peer's copy (the dirty set), both sides */
+		label(f, "changed:");
+		fprintf(f, "%" JSON_INTEGER_FORMAT " files here%s",
+		        json_integer_value(json_object_get(ch, "files")),
+		        json_is_true(json_object_get(ch, "trusted")) ? "" : " (not exact: compare all)");
+		if (json_is_true(json_object_get(pn, "heard")))
+			fprintf(f, ", %" JSON_INTEGER_FORMAT " on the peer",
+			        json_integer_value(json_object_get(pn, "changed_files")));
+		fprintf(f, "\n");
+	}
 	if (json_is_object(lt) && str_at(lt, "event", "")[0] != '\0') {
 		time_t t = (time_t)(json_integer_value(json_object_get(lt, "time_ms")) / 1000);
 		struct tm tm;

@@ -233,27 +233,22 @@ mirror_verify(struct mrd *m, char *msg, size_t msg_len)
 		(void)snprintf(msg, msg_len, "verify runs on the primary (PRIM with its secondary)");
 		return -EINVAL;
 	}
-	if (!mi->link_up || mi->need_resync || mi->resync != NULL) {
+	if (!mi->link_up || mi->need_resync || (mi->resync != NULL && !resync_finished(mi->resync))) {
 		(void)snprintf(msg, msg_len, "%s", !mi->link_up ? "the secondary is not connected"
 		                                                : "a resync is running: verify "
 		                                                  "when the secondary is up to date");
 		return -EAGAIN;
 	}
 	if (mi->verify != NULL) {
-		json_t *st = json_object();
-		const char *state;
-
-		resync_status(mi->verify, st);
-		state = json_string_value(json_object_get(json_object_get(st, "verify"), "state"));
-		if (state != NULL && strcmp(state, "running") == 0) {
-			json_decref(st);
+		if (!resync_finished(mi->verify)) {
 			(void)snprintf(msg, msg_len, "a verify is already running");
 			return -EBUSY;
 		}
-		json_decref(st);
 		resync_stop(mi->verify);
 		mi->verify = NULL;
 	}
+	resync_stop(mi->resync); /* a finished one: the hash answers are the verify's now */
+	mi->resync = NULL;
 	r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs, NULL, &o, verify_done_cb, m,
 	                 &mi->verify);
 	if (r < 0) {

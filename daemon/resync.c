@@ -1088,6 +1088,17 @@ resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h)
 	pthread_mutex_unlock(&rs->mu);
 }
 
+bool
+resync_finished(struct resync *rs)
+{
+	bool f;
+
+	pthread_mutex_lock(&rs->mu);
+	f = rs->finished;
+	pthread_mutex_unlock(&rs->mu);
+	return f;
+}
+
 void
 resync_status(struct resync *rs, json_t *result)
 {

@@ -44,6 +44,9 @@ void resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h);
 /* The secondary answered an RS_END (PROTO_RS_RESULT). Loop thread. */
 void resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures);
 
+/* Has the thread finished (the result is kept until resync_stop)? */
+bool resync_finished(struct resync *rs);
+
 /* Add "resync": { "pass", "files", "bytes", "total_bytes", "rate_bps",
  * "eta_s", "state" } to result. Loop thread. */
 void resync_status(struct resync *rs, json_t *result);

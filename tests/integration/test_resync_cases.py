@@ -271,6 +271,66 @@ class ResyncCases(tf.Failover):
         # at most one chunk (1 MiB) ahead of the cap
         self.assertGreaterEqual(ms / 1000.0, (sent - (1 << 20)) / 1024.0 / cap_kb * 0.95, line)
 
+    def test_verify_diff_and_full_resync(self):
+        """verify finds a block damaged behind the secondary's back, changes nothing;
+        diff says what a resync would send; resync --full repairs it."""
+        c = self.c
+        self.pair_with(6, 256 * 1024)
+        rc, out, err = c.ctl("n1", "verify")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("0 differ", out)
+        # damage n2's copy behind its back (the real directory, not through mirrord)
+        victim = os.path.join(self.real("n2"), "tree", "sub", "f001")
+        with open(victim, "r+b") as f:
+            f.seek(70000)
+            f.write(b"silent corruption")
+        rc, out, err = c.ctl("n1", "verify")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("differs: tree/sub/f001 (1 blocks)", out)
+        self.assertIn("1 differ", out)
+        rc, out, err = c.ctl("n1", "verify", "--json")
+        v = json.loads(out)
+        self.assertEqual(v["differing_files"], 1)
+        self.assertFalse(v["identical"])
+        with open(victim, "rb") as f:  # verify changed nothing
+            f.seek(70000)
+            self.assertEqual(f.read(17), b"silent corruption")
+        # the dirty set knows nothing of it: diff says a resync would send nothing
+        rc, out, err = c.ctl("n1", "diff", "--json")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(json.loads(out)["files"], 0)
+        rc, out, err = c.ctl("n2", "verify")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("on the primary", err)
+        # the admin asks for a full resync: every file compared, the block repaired
+        off = self.log_len("n1")
+        rc, out, err = c.ctl("n1", "resync", "--full")
+        self.assertEqual(rc, 0, out + err)
+        ht.wait_for(lambda: not self.st("n2")["uptodate"], 10, what="n2 not up to date")
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertIn("mode=compare", log)
+        line = self.resync_line(log)
+        self.assertLessEqual(self.field(line, "sent_bytes"), 64 * 1024, line)
+        rc, out, err = c.ctl("n1", "verify")
+        self.assertEqual(rc, 0, out + err)
+        # while n2 is away, diff counts what n1 changes
+        rc, out, err = c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.run_py("n1", "import os, sys\n"
+                    "for n in ('f000', 'f002', 'f004'):\n"
+                    "    with open(os.path.join(sys.argv[1], 'tree', n), 'r+b') as f:\n"
+                    "        f.write(b'x' * 5000)\n", self.shared())
+        rc, out, err = c.ctl("n1", "diff")
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("changed since the peer's copy: 3 files, 0.0 MiB", out)
+        self.assertIn("a resync now sends only these", out)
+        self.assertEqual(self.st("n1")["changed"]["files"], 3)
+        rc, out, err = c.ctl("n1", "status")
+        self.assertIn("3 files here", out)
+
     # ---- the primary fails ------------------------------------------------------
 
     def test_primary_killed_with_unacknowledged_writes_converges(self):

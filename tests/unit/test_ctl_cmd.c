@@ -49,7 +49,9 @@ lookup_unique_prefix(void **state)
 	assert_string_equal(top("c")->name, "config");
 	assert_string_equal(top("l")->name, "log");
 	assert_string_equal(top("he")->name, "help");
-	assert_string_equal(top("v")->name, "version");
+	assert_string_equal(top("vers")->name, "version");
+	assert_string_equal(top("veri")->name, "verify");
+	assert_string_equal(top("d")->name, "diff");
 }
 
 static void
@@ -77,7 +79,7 @@ lookup_unknown_lists_valid_commands(void **state)
 	assert_null(c);
 	assert_string_equal(err, "unknown command 'frob'; valid commands: status, state, start, "
 	                         "stop, restart, stopstart, forcestop, swap, prim, second, "
-	                         "failover, config, log, help, version");
+	                         "failover, resync, verify, diff, config, log, help, version");
 	/* a longer word is not a prefix match */
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "statusx", &c, err, sizeof(err)), -ENOENT);
 	/* the empty word is a prefix of everything but matches nothing */
@@ -206,7 +208,7 @@ parse_option_errors(void **state)
 	assert_non_null(strstr(err, "unknown option '-x'; valid options: -m, --module, "));
 	assert_int_equal(PARSE(&cl, err, "status", "--frob"), -EINVAL);
 	assert_non_null(strstr(err, "unknown option '--frob' for 'status'; valid options: "
-	                            "--json, -m, --module"));
+	                            "--json, -w, --watch, -m, --module"));
 	assert_int_equal(PARSE(&cl, err, "--json=yes", "status"), -EINVAL);
 	assert_string_equal(err, "option '--json' takes no value");
 	assert_int_equal(PARSE(&cl, err, "-hV"), -EINVAL);
@@ -260,6 +262,96 @@ parse_log_options(void **state)
 	assert_int_equal(PARSE(&cl, err, "log", "-n", "-5"), -EINVAL);
 	assert_int_equal(PARSE(&cl, err, "log", "-n", "2000000"), -EINVAL);
 	assert_int_equal(PARSE(&cl, err, "log", "-n", "5x"), -EINVAL);
+}
+
+static void
+parse_status_watch(void **state)
+{
+	struct cmd_line cl;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&cl, err, "status"), 0);
+	assert_int_equal(cl.watch_ms, 0);
+	cmd_line_done(&cl);
+	/* -w alone is the default interval; global options may follow */
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "-m", "db"), 0);
+	assert_int_equal(cl.watch_ms, CMD_WATCH_DEFAULT_MS);
+	assert_int_equal(cl.watch_ms, 1000);
+	assert_string_equal(cl.module, "db");
+	assert_int_equal(cl.n_args, 0);
+	cmd_line_done(&cl);
+	assert_int_equal(PARSE(&cl, err, "statu", "--watch"), 0);
+	assert_int_equal(cl.watch_ms, 1000);
+	cmd_line_done(&cl);
+	/* the value in the next word, attached, or after '=' */
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "0.5"), 0);
+	assert_int_equal(cl.watch_ms, 500);
+	assert_int_equal(cl.n_args, 0);
+	cmd_line_done(&cl);
+	assert_int_equal(PARSE(&cl, err, "status", "-w2"), 0);
+	assert_int_equal(cl.watch_ms, 2000);
+	cmd_line_done(&cl);
+	assert_int_equal(PARSE(&cl, err, "status", "--watch=.25"), 0);
+	assert_int_equal(cl.watch_ms, 250);
+	cmd_line_done(&cl);
+	assert_int_equal(PARSE(&cl, err, "status", "--watch", "3."), 0);
+	assert_int_equal(cl.watch_ms, 3000);
+	cmd_line_done(&cl);
+	/* the bounds */
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "0.2"), 0);
+	assert_int_equal(cl.watch_ms, CMD_WATCH_MIN_MS);
+	cmd_line_done(&cl);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "86400"), 0);
+	assert_int_equal(cl.watch_ms, CMD_WATCH_MAX_MS);
+	cmd_line_done(&cl);
+	/* a word that is not number-like is not taken as the value */
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "extra"), -EINVAL);
+	assert_string_equal(err, "too many arguments for 'status' (unexpected 'extra')");
+	/* only status watches */
+	assert_int_equal(PARSE(&cl, err, "state", "-w"), -EINVAL);
+	assert_non_null(strstr(err, "unknown option '-w' for 'state'"));
+}
+
+static void
+parse_status_watch_refused(void **state)
+{
+	struct cmd_line cl;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "--json"), -EINVAL);
+	assert_string_equal(err, "--watch redraws the human output and cannot be combined with "
+	                         "--json (poll 'mirrorctl status --json' instead)");
+	assert_null(cl.args);
+	assert_int_equal(PARSE(&cl, err, "--json", "status", "--watch=2"), -EINVAL);
+	assert_non_null(strstr(err, "cannot be combined with --json"));
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "0.1"), -EINVAL);
+	assert_string_equal(err, "invalid interval '0.1' (expected seconds, 0.2..86400, e.g. 0.5)");
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "0"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "-1"), -EINVAL);
+	assert_string_equal(err, "invalid interval '-1' (expected seconds, 0.2..86400, e.g. 0.5)");
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "86400.5"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "1e3"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "0x10"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "1.2.3"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "-w", "."), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "--watch="), -EINVAL);
+	assert_string_equal(err, "invalid interval '' (expected seconds, 0.2..86400, e.g. 0.5)");
+	assert_int_equal(PARSE(&cl, err, "status", "-wabc"), -EINVAL);
+	assert_int_equal(PARSE(&cl, err, "status", "--watch=1s"), -EINVAL);
+}
+
+static void
+parse_prim_force(void **state)
+{
+	struct cmd_line cl;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&cl, err, "prim", "--force"), 0);
+	assert_true(cl.force);
+	cmd_line_done(&cl);
 }
 
 static void
@@ -408,6 +500,9 @@ main(void)
 		cmocka_unit_test(parse_option_errors),
 		cmocka_unit_test(parse_invalid_module_names),
 		cmocka_unit_test(parse_log_options),
+		cmocka_unit_test(parse_status_watch),
+		cmocka_unit_test(parse_status_watch_refused),
+		cmocka_unit_test(parse_prim_force),
 		cmocka_unit_test(parse_argument_counts),
 		cmocka_unit_test(parse_json_only_on_read_commands),
 		cmocka_unit_test(parse_double_dash_ends_options),
