@@ -120,7 +120,7 @@ struct peer {
 	int pending_closes; /* listener, retry */
 	uint8_t *scratch;   /* frame encoding buffer */
 	size_t scratch_cap;
-	char inbuf[65536]; /* libuv reads here; consumed at once */
+	char inbuf[262144]; /* libuv reads here; consumed at once (fewer syscalls for bulk) */
 	struct {
 		char key[512]; /* "what|reason" */
 		struct log_rl rl;
