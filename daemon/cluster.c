@@ -64,6 +64,8 @@ struct cluster {
 	char dirty_path[4096];
 	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
 	bool sb_policy_done; /* splitbrain_policy gave our changes up once */
+	size_t published_changed; /* dirty count in our heartbeat */
+	bool published_trusted;
 	char scripts_dir[4096];
 	struct hb *hb;
 	struct vip *vip;
@@ -191,6 +193,8 @@ publish(struct cluster *c)
 		info.changed_files = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 		if (trusted)
 			info.flags |= HB_F_COUNTED;
+		c->published_changed = n;
+		c->published_trusted = trusted;
 	}
 	hb_set_local(c->hb, &info);
 }
@@ -1132,9 +1136,17 @@ check_cb(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
 	char why[256] = "";
+	bool trusted;
+	size_t n;
 	int r;
 
-	if (c->vip == NULL || c->stopping)
+	if (c->stopping)
+		return;
+	/* the heartbeat's count of changed files follows the writes done alone */
+	n = dirty_count(c->m->dirty, &trusted);
+	if (n != c->published_changed || trusted != c->published_trusted)
+		publish(c);
+	if (c->vip == NULL)
 		return;
 	r = vip_check(c->vip, why, sizeof(why));
 	if (r == -ENETDOWN) {
@@ -1261,6 +1273,7 @@ cluster_dirty_reset(struct mrd *m)
 	pthread_mutex_lock(&c->meta_mu);
 	dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
 	pthread_mutex_unlock(&c->meta_mu);
+	publish(c);
 }
 
 int

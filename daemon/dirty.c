@@ -25,7 +25,9 @@
 #include "shim.h"
 #include "util.h"
 
-#define DIRTY_VERSION 1
+#define DIRTY_VERSION   1
+#define DIRTY_MAX_FILES 4000000u  /* beyond: not trusted (memory) */
+#define DIRTY_MAX_WORDS (1u << 20) /* a bitmap covers 256 GiB; beyond: checksums */
 
 struct dent {
 	struct dent *next;
@@ -185,6 +187,10 @@ file_get(struct dirty *d, uint8_t dir, const char *path)
 
 	if (e != NULL)
 		return e;
+	if (d->files.n >= DIRTY_MAX_FILES) {
+		distrust_locked(d, "too many changed files to list");
+		return NULL;
+	}
 	e = calloc(1, sizeof(*e));
 	if (e != NULL)
 		e->path = strdup(path);
@@ -210,6 +216,10 @@ mark_range(struct dirty *d, struct dent *e, uint64_t off, uint64_t len)
 	first = off / d->block;
 	last = (off + len - 1) / d->block;
 	need = (size_t)(last / 64 + 1);
+	if (need > DIRTY_MAX_WORDS) {
+		e->flags |= DIRTY_F_CHECKSUM; /* a huge offset: compare instead */
+		return;
+	}
 	if (need > e->n_words) {
 		size_t n = need < 2 * e->n_words ? 2 * e->n_words : need;
 		uint64_t *nb = realloc(e->bits, n * sizeof(*nb));

@@ -86,6 +86,22 @@ def resync_ms(log_text, after):
     return int(m.group(1)) / 1000.0 if m else None
 
 
+def wait_resync(c, off, timeout_s=60):
+    """The duration of the first resync n1 logged after offset off (waits for it)."""
+    got = []
+
+    def done():
+        got[:] = [resync_ms(ht.read_text(c.node("n1").log_file), off)]
+        return got[0] is not None
+    try:
+        ht.wait_for(done, timeout_s, interval_s=0.05, what="n1 logging a finished resync")
+    except ht.HarnessError:
+        text = ht.read_text(c.node("n1").log_file)[off:]
+        raise ht.HarnessError("no finished resync in n1's log:\n" + "\n".join(
+            l for l in text.splitlines() if "resync" in l or "fsm:" in l))
+    return got[0]
+
+
 def wait_states(c, want, timeout_s=600):
     ht.wait_for(lambda: all((c.status(n)["state"], c.status(n)["readiness"]) == s
                             for n, s in want.items()), timeout_s, interval_s=0.05,
@@ -125,7 +141,7 @@ def main():
         t = time.monotonic()
         c.ctl("n1", "prim")
         wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
-        t_same = resync_ms(ht.read_text(c.node("n1").log_file), off)
+        t_same = wait_resync(c, off)
         ht.log("pairing with identical data: resync %.2f s (to SECOND Ready %.2f s)" % (
             t_same or -1, time.monotonic() - t))
         # n2 away; 1% of the blocks change on n1
@@ -150,7 +166,7 @@ def main():
         c.ctl("n2", "start")
         wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
         t_hm_delta_total = time.monotonic() - t
-        t_hm_delta = resync_ms(ht.read_text(c.node("n1").log_file), off)
+        t_hm_delta = wait_resync(c, off)
         # the same again, but the dirty set is not trusted (a directory was renamed
         # while n2 was away): hamirror compares every file by block checksums
         c.ctl("n2", "stop")
@@ -179,7 +195,7 @@ def main():
             raise ht.HarnessError("the second delta resync did not compare checksums:\n" +
                                   "\n".join(l for l in log.splitlines()
                                             if "resync" in l or "dirty" in l or "DEBUG" in l))
-        t_hm_delta2 = resync_ms(log, 0)
+        t_hm_delta2 = wait_resync(c, off)
         # full: n2 loses everything
         c.ctl("n2", "stop")
         wait_states(c, {"n2": ("STOP", "NotReady")}, 60)
@@ -203,7 +219,7 @@ def main():
         c.start_daemon("n2", level="info")
         wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
         t_hm_full_total = time.monotonic() - t
-        t_hm_full = resync_ms(ht.read_text(c.node("n1").log_file), off)
+        t_hm_full = wait_resync(c, off)
 
     mib = a.mib
     print("%-44s %9s %9s %8s  %s" % ("resync (%d MiB in %d files)" % (mib, a.files),
