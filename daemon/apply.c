@@ -564,6 +564,89 @@ rs_link_or_node(struct apply *a, const struct proto_op *op)
 	return r;
 }
 
+/* Is name (NUL-terminated) in the RS_META xattr list? */
+static bool
+xattr_listed(const char *list, uint32_t len, const char *name)
+{
+	uint32_t i = 0;
+
+	while (i < len) {
+		size_t n = strnlen(list + i, len - i);
+
+		if (n == len - i || i + n + 5 > len)
+			return false;
+		if (strcmp(list + i, name) == 0)
+			return true;
+		i += (uint32_t)n + 5 + mr_get_be32((const uint8_t *)list + i + n + 1);
+	}
+	return false;
+}
+
+/* Make fd's extended attributes exactly the list (PROTO_RS_META_XATTRS).
+ * Malformed lists are refused as a protocol error. */
+static int
+rs_xattrs(int fd, const char *list, uint32_t len)
+{
+	char proc[40], names[PROTO_MAX_STR * 4], cur[256];
+	ssize_t nl;
+	uint32_t i = 0;
+
+	(void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	nl = listxattr(proc, names, sizeof(names));
+	for (ssize_t k = 0; nl > 0 && k < nl; k += (ssize_t)strlen(names + k) + 1)
+		if (!xattr_listed(list, len, names + k) && removexattr(proc, names + k) == -1 &&
+		    errno != ENODATA)
+			return -errno;
+	while (i < len) {
+		size_t n = strnlen(list + i, len - i);
+		uint32_t vl;
+		ssize_t have;
+
+		if (n == 0 || n == len - i || i + n + 5 > len)
+			return MR_EPROTO;
+		vl = mr_get_be32((const uint8_t *)list + i + n + 1);
+		if (vl > len - (i + (uint32_t)n + 5))
+			return MR_EPROTO;
+		have = vl <= sizeof(cur) ? getxattr(proc, list + i, cur, sizeof(cur)) : -1;
+		if (have != (ssize_t)vl || memcmp(cur, list + i + n + 5, vl) != 0) {
+			if (setxattr(proc, list + i, list + i + n + 5, vl, 0) == -1)
+				return -errno;
+		}
+		i += (uint32_t)n + 5 + vl;
+	}
+	return 0;
+}
+
+/* RS_LINK: path becomes another name of path2's inode (whatever path was). */
+static int
+rs_link(struct apply *a, const struct proto_op *op)
+{
+	const char *base, *base2;
+	struct stat st, st2;
+	int dfd, dfd2, r;
+
+	if (op->path2.len == 0 || proto_path_check(&op->path2, false, NULL, 0) < 0)
+		return -EINVAL;
+	r = open_parent(a, op->dir, op->path2.p, &dfd2, &base2);
+	if (r < 0)
+		return r;
+	r = open_parent(a, op->dir, op->path.p, &dfd, &base);
+	if (r < 0) {
+		close_parent(a, op->dir, dfd2);
+		return r;
+	}
+	if (fstatat(dfd2, base2, &st2, AT_SYMLINK_NOFOLLOW) == -1)
+		r = -errno;
+	else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == st2.st_ino &&
+	         st.st_dev == st2.st_dev)
+		r = 0; /* already */
+	else if ((r = rm_rf_at(dfd, base, 0)) >= 0)
+		r = linkat(dfd2, base2, dfd, base, 0) == -1 ? -errno : 0;
+	close_parent(a, op->dir, dfd);
+	close_parent(a, op->dir, dfd2);
+	return r;
+}
+
 static int
 rs_meta(struct apply *a, const struct proto_op *op)
 {
@@ -580,6 +663,8 @@ rs_meta(struct apply *a, const struct proto_op *op)
 	if (fd < 0)
 		return fd;
 	r = fstat(fd, &st) == -1 ? -errno : apply_setattr_op(fd, op, S_ISLNK(st.st_mode));
+	if (r == 0 && (op->flags & PROTO_RS_META_XATTRS) && !S_ISLNK(st.st_mode))
+		r = rs_xattrs(fd, op->data, op->data_len);
 	if (owned)
 		(void)close(fd);
 	return r;
@@ -705,6 +790,9 @@ apply_rs(struct apply *a, const struct proto_op *op)
 		return 0;
 	case PROTO_RS_HASHREQ:
 		return rs_hashreq(a, op);
+	case PROTO_RS_LINK:
+		rs_fd_drop(a);
+		return rs_link(a, op);
 	default:
 		return -EINVAL;
 	}
@@ -1066,7 +1154,8 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 {
 	bool rs = op->type >= PROTO_RS_MIN;
 	bool ns = rs ? (op->type == PROTO_RS_FILE || op->type == PROTO_RS_DATA ||
-	                op->type == PROTO_RS_SYMLINK || op->type == PROTO_RS_NODE)
+	                op->type == PROTO_RS_SYMLINK || op->type == PROTO_RS_NODE ||
+	                op->type == PROTO_RS_LINK)
 	             : (op->type != SHIM_OP_WRITE && op->type != SHIM_OP_FALLOCATE &&
 	                op->type != SHIM_OP_FSYNC && op->type != SHIM_OP_FLUSH &&
 	                op->type != SHIM_OP_RELEASE && op->type != SHIM_OP_SETATTR &&
@@ -1088,7 +1177,8 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 	/* namespace ops name an entry (never the root); others may name the root */
 	if (proto_path_check(&op->path, !ns, err, err_len) < 0)
 		return MR_EPROTO;
-	if ((op->type == SHIM_OP_RENAME || (op->type == SHIM_OP_LINK && op->path2.len > 0)) &&
+	if ((op->type == SHIM_OP_RENAME || (op->type == SHIM_OP_LINK && op->path2.len > 0) ||
+	     op->type == PROTO_RS_LINK) &&
 	    proto_path_check(&op->path2, false, err, err_len) < 0)
 		return MR_EPROTO;
 	if ((op->type == SHIM_OP_SETXATTR || op->type == SHIM_OP_REMOVEXATTR) &&

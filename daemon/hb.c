@@ -316,10 +316,7 @@ hb_encode(const struct hb_msg *m, const uint8_t *key, size_t key_len, uint8_t *b
 	put_be64(buf + HB_OFF_GEN_ID, m->info.gen_id);
 	put_be64(buf + HB_OFF_HANDOVER, m->info.handover_seq);
 	memcpy(buf + HB_OFF_HASH, m->info.config_hash, sizeof(m->info.config_hash));
-	buf[HB_OFF_CHANGED] = (uint8_t)(m->info.changed_files >> 24);
-	buf[HB_OFF_CHANGED + 1] = (uint8_t)(m->info.changed_files >> 16);
-	buf[HB_OFF_CHANGED + 2] = (uint8_t)(m->info.changed_files >> 8);
-	buf[HB_OFF_CHANGED + 3] = (uint8_t)m->info.changed_files;
+	mr_put_be32(buf + HB_OFF_CHANGED, m->info.changed_files);
 	r = mac_body(buf, key, key_len, buf + HB_OFF_MAC);
 	if (r < 0)
 		return r;
@@ -370,9 +367,7 @@ hb_decode(const uint8_t *buf, size_t len, const uint8_t *key, size_t key_len, st
 		.info.gen_seq = get_be64(buf + HB_OFF_GEN_SEQ),
 		.info.gen_id = get_be64(buf + HB_OFF_GEN_ID),
 		.info.handover_seq = get_be64(buf + HB_OFF_HANDOVER),
-		.info.changed_files = (uint32_t)buf[HB_OFF_CHANGED] << 24 |
-		                      (uint32_t)buf[HB_OFF_CHANGED + 1] << 16 |
-		                      (uint32_t)buf[HB_OFF_CHANGED + 2] << 8 | buf[HB_OFF_CHANGED + 3],
+		.info.changed_files = mr_get_be32(buf + HB_OFF_CHANGED),
 	};
 	memcpy(out->module, buf + HB_OFF_MODULE, mlen);
 	out->module[mlen] = '\0';

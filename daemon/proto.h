@@ -47,9 +47,15 @@ enum proto_rs_type {
 	PROTO_RS_END = 39,     /* the pass ends; the target answers RS_RESULT */
 	PROTO_RS_HASHREQ = 40, /* path: the target answers RS_HASHES with the XXH3-128 of
 	                          each rdev-byte block of [off, off + size) of its copy */
+	PROTO_RS_LINK = 41,    /* path is another name (hard link) of path2, met earlier */
 };
+/* RS_META flags: data holds the object's complete extended attributes, each
+ * "name\0" then a u32 (big-endian) value length and the value; the target
+ * makes its set exactly that (not sent for symlinks). */
+#define PROTO_RS_META_XATTRS 1u
+
 #define PROTO_RS_MIN PROTO_RS_BEGIN
-#define PROTO_RS_MAX PROTO_RS_HASHREQ
+#define PROTO_RS_MAX PROTO_RS_LINK
 
 /* Is t an op type the wire may carry (live op or resync record)? */
 #define PROTO_OP_TYPE_OK(t)                                                                        \

@@ -26,9 +26,17 @@
  *
  * A file whose name now points to another inode (unlinked and created again
  * during the pass) is left alone: the new file's whole history is in the
- * stream after its creation. Not handled yet: hard links (each name gets its
- * own copy), extended attributes, and only-changed-blocks transfer (every
- * byte is sent: this is the full resync; the block-checksum delta comes next).
+ * stream after its creation. A regular file with several names is synced
+ * under the first name a pass meets; each later name becomes RS_LINK to it.
+ * Extended attributes travel in RS_META (the whole set, not for symlinks).
+ *
+ * Two ways to decide what data to send (resync_start): with a dirty set that
+ * is trusted for the target's generation (dirty.h), only the files of the set
+ * are looked at and only their marked blocks sent, without checksums; without
+ * one, the target hashes each 4 KiB block of its copy (RS_HASHREQ, answered
+ * in stream order) and only the blocks that differ are sent. Files are hashed
+ * up to `ahead_max` ahead of the one being sent, so the stream does not drain
+ * at file boundaries. `mirrorctl verify` walks the same way but only compares.
  */
 #include "resync.h"
 
@@ -42,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +72,14 @@
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
 #define VERIFY_RANGE      (8u << 20) /* bytes hashed under the lock at a time */
 #define VERIFY_LIST_MAX   1000u      /* differing files listed */
+
+/* A file with more than one name, met in this pass under path. */
+struct rs_linked {
+	dev_t dev;
+	ino_t ino;
+	uint8_t dir;
+	char *path;
+};
 
 /* The target's answer to one RS_HASHREQ. */
 struct rs_answer {
@@ -128,7 +145,10 @@ struct resync {
 
 	struct rs_pending ahead[RESYNC_AHEAD]; /* resync thread: a ring */
 	unsigned ahead_first, ahead_n;
-	char *buf; /* resync thread: RESYNC_CHUNK bytes */
+	char *buf;       /* resync thread: RESYNC_CHUNK bytes */
+	char *xattr_buf; /* resync thread: PROTO_MAX_DATA bytes */
+	struct rs_linked *links; /* resync thread: files with st_nlink > 1 met this pass */
+	size_t n_links, cap_links;
 };
 
 /* Under the lock: does p's name still lead to the inode read? Checked again
@@ -245,12 +265,56 @@ set_path(struct proto_op *o, const char *path)
 	o->path = (struct proto_str){ path, (uint16_t)strlen(path) };
 }
 
-/* Queue the times (and owner, mode) of path, as they are now. Lock held. */
+/* The extended attributes of path (not a symlink) in the RS_META form, into
+ * buf (xattr_buf bytes). Returns the length, or -1 when they do not fit or
+ * cannot be read (then the target's are left alone). */
+static ssize_t
+read_xattrs(struct resync *rs, uint8_t dir, const char *path, char *buf, size_t cap)
+{
+	char proc[40], names[PROTO_MAX_STR * 4];
+	ssize_t nl, len = 0;
+	int fd;
+
+	fd = path[0] != '\0' ? open_beneath(rs->roots[dir], path, O_PATH) : -1;
+	if (path[0] != '\0' && fd < 0)
+		return -1;
+	(void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd >= 0 ? fd : rs->roots[dir]);
+	nl = listxattr(proc, names, sizeof(names));
+	for (ssize_t i = 0; nl > 0 && i < nl;) {
+		size_t n = strlen(names + i) + 1;
+		ssize_t v;
+
+		if ((size_t)len + n + 4 > cap) {
+			len = -1;
+			break;
+		}
+		memcpy(buf + len, names + i, n);
+		v = getxattr(proc, names + i, buf + len + n + 4, cap - ((size_t)len + n + 4));
+		if (v < 0) {
+			if (errno == ENODATA) { /* removed meanwhile */
+				i += (ssize_t)n;
+				continue;
+			}
+			len = -1;
+			break;
+		}
+		mr_put_be32((uint8_t *)buf + len + n, (uint32_t)v);
+		len += (ssize_t)n + 4 + v;
+		i += (ssize_t)n;
+	}
+	if (fd >= 0)
+		(void)close(fd);
+	return nl < 0 && errno != ENOTSUP ? -1 : len;
+}
+
+/* Queue the times (and owner, mode, extended attributes) of path, as they
+ * are now. Lock held. */
 static int
 queue_meta_locked(struct resync *rs, uint8_t dir, const char *path)
 {
 	struct proto_op o = { .type = PROTO_RS_META };
 	struct stat st;
+	ssize_t xl = -1;
 
 	if (fstatat(rs->roots[dir], path[0] != '\0' ? path : ".", &st,
 	            AT_SYMLINK_NOFOLLOW | (path[0] == '\0' ? AT_EMPTY_PATH : 0)) == -1)
@@ -258,6 +322,13 @@ queue_meta_locked(struct resync *rs, uint8_t dir, const char *path)
 	fill_meta(&o, &st);
 	o.valid = SHIM_SET_UID | SHIM_SET_GID | SHIM_SET_ATIME | SHIM_SET_MTIME |
 	          (S_ISLNK(st.st_mode) ? 0 : SHIM_SET_MODE);
+	if (!S_ISLNK(st.st_mode) && rs->xattr_buf != NULL)
+		xl = read_xattrs(rs, dir, path, rs->xattr_buf, PROTO_MAX_DATA);
+	if (xl >= 0) {
+		o.flags = PROTO_RS_META_XATTRS;
+		o.data = rs->xattr_buf;
+		o.data_len = (uint32_t)xl;
+	}
 	set_path(&o, path);
 	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
@@ -685,6 +756,78 @@ walk_file(struct resync *rs, uint8_t dir, const char *path)
 	return r;
 }
 
+static void
+links_clear(struct resync *rs)
+{
+	for (size_t i = 0; i < rs->n_links; i++)
+		free(rs->links[i].path);
+	rs->n_links = 0;
+}
+
+/* A regular file with several names: the first name met in a pass is synced
+ * as a file; each later one becomes RS_LINK to it, so that the target has
+ * one inode with the same names. (A linear search: hard links are rare.) */
+static int
+walk_linked(struct resync *rs, uint8_t dir, const char *path, const struct stat *st)
+{
+	struct proto_op o = { .type = PROTO_RS_LINK };
+	struct stat a, b;
+	const char *first = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < rs->n_links; i++)
+		if (rs->links[i].dev == st->st_dev && rs->links[i].ino == st->st_ino &&
+		    rs->links[i].dir == dir) {
+			first = rs->links[i].path;
+			break;
+		}
+	if (first == NULL) {
+		if (rs->n_links == rs->cap_links) {
+			size_t cap = rs->cap_links ? rs->cap_links * 2 : 64;
+			struct rs_linked *nl = realloc(rs->links, cap * sizeof(*nl));
+
+			if (nl == NULL)
+				return walk_file(rs, dir, path);
+			rs->links = nl;
+			rs->cap_links = cap;
+		}
+		rs->links[rs->n_links].path = strdup(path);
+		if (rs->links[rs->n_links].path != NULL) {
+			rs->links[rs->n_links].dev = st->st_dev;
+			rs->links[rs->n_links].ino = st->st_ino;
+			rs->links[rs->n_links].dir = dir;
+			rs->n_links++;
+		}
+		return walk_file(rs, dir, path);
+	}
+	(void)files_flush(rs); /* the first name's data before the second name */
+	repl_rs_lock(rs->r);
+	/* both names must still be this inode now */
+	if (fstatat(rs->roots[dir], path, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(rs->roots[dir], first, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == st->st_ino &&
+	    b.st_ino == st->st_ino && a.st_dev == b.st_dev) {
+		set_path(&o, path);
+		o.path2 = (struct proto_str){ first, (uint16_t)strlen(first) };
+		if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
+			r = -ENOTCONN;
+	}
+	repl_rs_unlock(rs->r);
+	if (r == 0 && rs->dirty != NULL) {
+		struct dirty_file f;
+
+		/* the dirty set may know the file under this name (an op on an
+		 * inode names one of its paths): its data and metadata then */
+		if (dirty_get(rs->dirty, dir, path, &f)) {
+			r = (f.flags & DIRTY_F_CHECKSUM) ? pass_file(rs, dir, path)
+			                                 : pass_file_marked(rs, dir, path, &f);
+			dirty_file_done(&f);
+			return r;
+		}
+	}
+	atomic_fetch_add(&rs->files, 1);
+	return r;
+}
+
 /* A symlink or a special file, then its times. */
 static int
 pass_other(struct resync *rs, uint8_t dir, const char *path)
@@ -815,6 +958,8 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 			continue;
 		if (S_ISDIR(st.st_mode))
 			r = pass_dir(rs, dir, child, depth + 1);
+		else if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !rs->verify)
+			r = walk_linked(rs, dir, child, &st);
 		else if (S_ISREG(st.st_mode))
 			r = walk_file(rs, dir, child);
 		else if (!rs->verify)
@@ -879,6 +1024,7 @@ one_pass(struct resync *rs)
 	size_t i;
 	int r = 0;
 
+	links_clear(rs);
 	repl_rs_lock(rs->r);
 	if (repl_rs_queue_locked(rs->r, 0, &o) == 0)
 		r = -ENOTCONN;
@@ -913,7 +1059,8 @@ resync_main(void *arg)
 	char why[160];
 
 	rs->buf = malloc(RESYNC_CHUNK);
-	if (rs->buf == NULL) {
+	rs->xattr_buf = malloc(PROTO_MAX_DATA);
+	if (rs->buf == NULL || rs->xattr_buf == NULL) {
 		finish(rs, false, "out of memory");
 		return NULL;
 	}
@@ -1163,6 +1310,9 @@ close_cb(uv_handle_t *h)
 		free(a);
 	}
 	free(rs->buf);
+	free(rs->xattr_buf);
+	links_clear(rs);
+	free(rs->links);
 	json_decref(rs->differ);
 	free(rs);
 }

@@ -41,6 +41,9 @@ SEEDS = {
     "op-setxattr": op(5, 13, b"x", name=b"user.k", data=b"v", flags=1),
     "op-symlink": op(6, 5, b"ln", b"../target", mode=0o120777, valid=0x70),
     "op-fallocate": op(7, 12, flags=3, off=0, size=4096, valid=0x20),
+    "rs-link": op(8, 41, b"a/second", b"a/first"),
+    "rs-meta-xattrs": op(9, 34, b"f", flags=1, valid=0x37,
+                         data=b"user.k\0" + struct.pack(">I", 1) + b"v"),
 }
 
 if __name__ == "__main__":
