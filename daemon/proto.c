@@ -93,47 +93,6 @@ proto_type_name(uint16_t type)
 
 /* ---- big-endian primitives ---------------------------------------------- */
 
-static uint16_t
-be16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t
-be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
-
 /* Two's complement without implementation-defined conversions. */
 static int64_t
 u64_to_i64(uint64_t u)
@@ -185,7 +144,7 @@ rd_u16(struct rd *r, const char *field)
 {
 	const uint8_t *p = rd_take(r, 2, field);
 
-	return p != NULL ? be16(p) : 0;
+	return p != NULL ? mr_get_be16(p) : 0;
 }
 
 static uint32_t
@@ -193,7 +152,7 @@ rd_u32(struct rd *r, const char *field)
 {
 	const uint8_t *p = rd_take(r, 4, field);
 
-	return p != NULL ? be32(p) : 0;
+	return p != NULL ? mr_get_be32(p) : 0;
 }
 
 static uint64_t
@@ -201,7 +160,7 @@ rd_u64(struct rd *r, const char *field)
 {
 	const uint8_t *p = rd_take(r, 8, field);
 
-	return p != NULL ? be64(p) : 0;
+	return p != NULL ? mr_get_be64(p) : 0;
 }
 
 static void
@@ -327,9 +286,9 @@ int
 proto_hdr_decode(const uint8_t hdr[PROTO_HDR_LEN], uint16_t *type, uint32_t *payload_len, char *err,
                  size_t err_len)
 {
-	uint32_t len = be32(hdr);
-	uint16_t t = be16(hdr + 4);
-	uint16_t flags = be16(hdr + 6);
+	uint32_t len = mr_get_be32(hdr);
+	uint16_t t = mr_get_be16(hdr + 4);
+	uint16_t flags = mr_get_be16(hdr + 6);
 
 	if (flags != 0) {
 		mr_set_err(err, err_len, "reserved flags 0x%04x set in frame header", flags);
@@ -420,7 +379,7 @@ proto_hello_version(const uint8_t *payload, uint32_t payload_len, uint16_t *vers
 {
 	if (payload_len < 2)
 		return MR_EPROTO;
-	*version = be16(payload);
+	*version = mr_get_be16(payload);
 	return 0;
 }
 
@@ -508,7 +467,7 @@ proto_encoded_len(const struct proto_msg *msg)
 static uint8_t *
 w_str(uint8_t *p, const struct proto_str *s)
 {
-	put16(p, s->len);
+	mr_put_be16(p, s->len);
 	if (s->len > 0)
 		memcpy(p + 2, s->p, s->len);
 	return p + 2 + s->len;
@@ -517,30 +476,30 @@ w_str(uint8_t *p, const struct proto_str *s)
 static uint8_t *
 w_op(uint8_t *p, const struct proto_op *o)
 {
-	put64(p, o->seq);
+	mr_put_be64(p, o->seq);
 	p[8] = o->type;
 	p[9] = o->dir;
-	put32(p + 10, o->flags);
-	put32(p + 14, o->valid);
-	put64(p + 18, o->file_id);
-	put32(p + 26, o->mode);
-	put32(p + 30, o->uid);
-	put32(p + 34, o->gid);
-	put64(p + 38, o->rdev);
-	put64(p + 46, o->off);
-	put64(p + 54, o->size);
-	put64(p + 62, (uint64_t)o->atime_sec);
-	put32(p + 70, o->atime_nsec);
-	put64(p + 74, (uint64_t)o->mtime_sec);
-	put32(p + 82, o->mtime_nsec);
-	put64(p + 86, (uint64_t)o->pmtime_sec);
-	put32(p + 94, o->pmtime_nsec);
-	put64(p + 98, (uint64_t)o->pmtime2_sec);
-	put32(p + 106, o->pmtime2_nsec);
+	mr_put_be32(p + 10, o->flags);
+	mr_put_be32(p + 14, o->valid);
+	mr_put_be64(p + 18, o->file_id);
+	mr_put_be32(p + 26, o->mode);
+	mr_put_be32(p + 30, o->uid);
+	mr_put_be32(p + 34, o->gid);
+	mr_put_be64(p + 38, o->rdev);
+	mr_put_be64(p + 46, o->off);
+	mr_put_be64(p + 54, o->size);
+	mr_put_be64(p + 62, (uint64_t)o->atime_sec);
+	mr_put_be32(p + 70, o->atime_nsec);
+	mr_put_be64(p + 74, (uint64_t)o->mtime_sec);
+	mr_put_be32(p + 82, o->mtime_nsec);
+	mr_put_be64(p + 86, (uint64_t)o->pmtime_sec);
+	mr_put_be32(p + 94, o->pmtime_nsec);
+	mr_put_be64(p + 98, (uint64_t)o->pmtime2_sec);
+	mr_put_be32(p + 106, o->pmtime2_nsec);
 	p = w_str(p + 110, &o->path);
 	p = w_str(p, &o->path2);
 	p = w_str(p, &o->name);
-	put32(p, o->data_len);
+	mr_put_be32(p, o->data_len);
 	if (o->data_len > 0)
 		memcpy(p + 4, o->data, o->data_len);
 	return p + 4 + o->data_len;
@@ -561,48 +520,48 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 		return -ENOSPC;
 	MR_BUG_ON(len > type_max_payload((uint16_t)msg->type));
 
-	put32(buf, (uint32_t)len);
-	put16(buf + 4, (uint16_t)msg->type);
-	put16(buf + 6, 0);
+	mr_put_be32(buf, (uint32_t)len);
+	mr_put_be16(buf + 4, (uint16_t)msg->type);
+	mr_put_be16(buf + 6, 0);
 	switch (msg->type) {
 	case PROTO_HELLO:
-		put16(p, h->version);
+		mr_put_be16(p, h->version);
 		p[2] = h->role;
 		p = w_str(p + 3, &h->node);
 		p = w_str(p, &h->module);
 		memcpy(p, h->config_hash, sizeof(h->config_hash));
 		memcpy(p + 16, h->generation, sizeof(h->generation));
-		put64(p + 32, h->last_seq);
+		mr_put_be64(p + 32, h->last_seq);
 		end = p + 40;
 		break;
 	case PROTO_REFUSE:
-		put16(p, msg->u.refuse.code);
+		mr_put_be16(p, msg->u.refuse.code);
 		end = w_str(p + 2, &msg->u.refuse.text);
 		break;
 	case PROTO_OP:
 		end = w_op(p, &msg->u.op);
 		break;
 	case PROTO_ACK:
-		put64(p, msg->u.ack.seq);
-		put64(p + 8, msg->u.ack.durable_seq);
+		mr_put_be64(p, msg->u.ack.seq);
+		mr_put_be64(p + 8, msg->u.ack.durable_seq);
 		end = p + 16;
 		break;
 	case PROTO_RS_RESULT:
-		put64(p, msg->u.rs_result.end_seq);
-		put64(p + 8, msg->u.rs_result.failures);
+		mr_put_be64(p, msg->u.rs_result.end_seq);
+		mr_put_be64(p + 8, msg->u.rs_result.failures);
 		end = p + 16;
 		break;
 	case PROTO_RS_HASHES:
-		put64(p, msg->u.rs_hashes.req_seq);
-		put32(p + 8, msg->u.rs_hashes.block_size);
-		put32(p + 12, msg->u.rs_hashes.n);
+		mr_put_be64(p, msg->u.rs_hashes.req_seq);
+		mr_put_be32(p + 8, msg->u.rs_hashes.block_size);
+		mr_put_be32(p + 12, msg->u.rs_hashes.n);
 		if (msg->u.rs_hashes.n > 0)
 			memcpy(p + 16, msg->u.rs_hashes.hashes,
 			       (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN);
 		end = p + 16 + (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN;
 		break;
 	default: /* PING, PONG: payload_len_of() refused anything else */
-		put64(p, msg->u.ping.token);
+		mr_put_be64(p, msg->u.ping.token);
 		end = p + 8;
 		break;
 	}

@@ -86,6 +86,25 @@ def resync_ms(log_text, after):
     return int(m.group(1)) / 1000.0 if m else None
 
 
+def change(c, n_files, per, seed):
+    """Rewrite 1% of the 4 KiB blocks of each file through n1's mount; the count."""
+    rc, out, err = c.run("n1", sys.executable, "-c", CHANGE, c.node("n1").repl_dirs["data"][1],
+                         str(n_files), str(per), str(seed), timeout=600)
+    if rc != 0:
+        raise ht.HarnessError("change failed: " + err)
+    return out.strip()
+
+
+def rsync_delta(c, src):
+    """rsync's delta from n1's real directory to the daemon on n2; the seconds."""
+    t = time.monotonic()
+    rc, out, err = c.run("n1", "rsync", "-a", "--inplace", "--no-whole-file", src + "/",
+                         "rsync://%s/delta/" % tf.XL["n2"], timeout=1800)
+    if rc != 0:
+        raise ht.HarnessError("rsync delta failed: " + err)
+    return time.monotonic() - t
+
+
 def wait_resync(c, off, timeout_s=60):
     """The duration of the first resync n1 logged after offset off (waits for it)."""
     got = []
@@ -147,19 +166,8 @@ def main():
         # n2 away; 1% of the blocks change on n1
         c.ctl("n2", "stop")
         wait_states(c, {"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")}, 60)
-        rc, out, err = c.run("n1", sys.executable, "-c", CHANGE,
-                             c.node("n1").repl_dirs["data"][1], str(a.files), str(per), "7",
-                             timeout=600)
-        if rc != 0:
-            raise ht.HarnessError("change failed: " + err)
-        ht.log("changed %s blocks of 4 KiB on n1" % out.strip())
-        # rsync delta (from n1's real directory, same bytes)
-        t = time.monotonic()
-        rc, out, err = c.run("n1", "rsync", "-a", "--inplace", "--no-whole-file",
-                             real["n1"] + "/", "rsync://%s/delta/" % tf.XL["n2"], timeout=1800)
-        t_rsync_delta = time.monotonic() - t
-        if rc != 0:
-            raise ht.HarnessError("rsync delta failed: " + err)
+        ht.log("changed %s blocks of 4 KiB on n1" % change(c, a.files, per, 7))
+        t_rsync_delta = rsync_delta(c, real["n1"])
         # hamirror delta
         off = len(ht.read_text(c.node("n1").log_file))
         t = time.monotonic()
@@ -177,16 +185,8 @@ def main():
                              "os.rename(sys.argv[1] + '/d.old', sys.argv[1] + '/d.new')", mnt)
         if rc != 0:
             raise ht.HarnessError("rename failed: " + err)
-        rc, out, err = c.run("n1", sys.executable, "-c", CHANGE, mnt, str(a.files), str(per),
-                             "8", timeout=600)
-        if rc != 0:
-            raise ht.HarnessError("change failed: " + err)
-        t = time.monotonic()
-        rc, out, err = c.run("n1", "rsync", "-a", "--inplace", "--no-whole-file",
-                             real["n1"] + "/", "rsync://%s/delta/" % tf.XL["n2"], timeout=1800)
-        t_rsync_delta2 = time.monotonic() - t
-        if rc != 0:
-            raise ht.HarnessError("rsync delta failed: " + err)
+        change(c, a.files, per, 8)
+        t_rsync_delta2 = rsync_delta(c, real["n1"])
         off = len(ht.read_text(c.node("n1").log_file))
         c.ctl("n2", "start")
         wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
