@@ -1071,8 +1071,6 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 		           mrd_readiness_name((enum mrd_readiness)peer->readiness),
 		           peer->uptodate ? "yes" : "no", peer->gen_seq,
 		           handover ? " handover" : "");
-	if (first || peer->state != c->peer.state)
-		peer_kick(m->peer); /* it may listen now: no need to wait for the backoff */
 	c->peer = *peer;
 	c->peer_heard = true;
 	pthread_mutex_lock(&c->meta_mu);

@@ -294,6 +294,12 @@ repl_submit(void *ctx, struct shim_op *op)
 	       r->inflight_bytes + bytes > r->limit_bytes)
 		pthread_cond_wait(&r->room, &r->mu);
 	if (rec == NULL || !r->link_up || r->stopping || r->frozen) {
+		/* Frozen for a handover: this change (it passed the read-only check
+		 * just before the freeze) will never reach the peer, which takes over
+		 * with exactly what was drained. The application gets EROFS, as it
+		 * would a moment later; the local copy is resynced from the peer. */
+		if (r->frozen && !r->stopping && changes_data(op))
+			op->refuse_err = EROFS;
 		repl__diverged(r, op);
 		dirty_op(r->dirty, d->idx, op, changes_data(op));
 		dirty_done(r->dirty, d->idx, op); /* the shim completes it now */

@@ -100,13 +100,19 @@ struct shim_op {
 	char *name; /* xattr name */
 	void *data; /* write data or xattr value (a private copy) */
 	size_t len;
+	/* Set by an engine that returns false from submit to make the op fail
+	 * with this errno instead of succeeding (a handover froze the engine:
+	 * the change took effect here but will never reach the peer, so the
+	 * application must not be told it succeeded). 0: complete normally. */
+	int refuse_err;
 	/* The shim allocates each op inside a larger private struct that holds
 	 * the deferred reply; never allocate or copy a struct shim_op yourself. */
 };
 
 /* Hand an op to the engine. Return true if the engine took it (it will call
  * shim_op_complete() later, from any thread), false if it did not (no peer:
- * the shim completes the op itself once its locks are released). */
+ * the shim completes the op itself once its locks are released, with the
+ * error op->refuse_err if the engine set it). */
 typedef bool (*shim_submit_fn)(void *ctx, struct shim_op *op);
 
 struct shim_config {

@@ -66,6 +66,7 @@ struct op_full {
 };
 
 static void send_reply(struct op_full *o);
+static void op_fail(struct op_full *o, int err);
 struct shim_fh;
 static void fh_free(struct shim *s, struct shim_fh *fh);
 
@@ -316,7 +317,9 @@ op_submit_unlock(struct shim *s, struct op_full *o, pthread_mutex_t *held)
 	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
 	taken = s->submit != NULL && s->submit(s->submit_ctx, &o->op);
 	pthread_mutex_unlock(held);
-	if (!taken)
+	if (!taken && o->op.refuse_err != 0)
+		op_fail(o, o->op.refuse_err);
+	else if (!taken)
 		shim_op_complete(&o->op);
 }
 
@@ -360,6 +363,37 @@ op_final(struct op_full *o)
 	if (!o->replied)
 		send_reply(o);
 	op_free(o);
+}
+
+/* Answer err instead of the success prepared (releasing what a successful
+ * reply would have handed to the kernel), then complete. */
+static void
+op_fail(struct op_full *o, int err)
+{
+	if (!o->replied) {
+		switch (o->kind) {
+		case R_ENTRY:
+			if (o->in != NULL)
+				shim_inode_unref(o->s, o->in, 1);
+			break;
+		case R_CREATE:
+			shim_inode_unref(o->s, o->in, 1);
+			(void)close(o->fh->fd);
+			fh_free(o->s, o->fh);
+			break;
+		case R_OPEN:
+			(void)close(o->fh->fd);
+			fh_free(o->s, o->fh);
+			break;
+		case R_ERR:
+		case R_ATTR:
+		case R_WRITE:
+			break;
+		}
+		o->kind = R_ERR;
+		o->err = err;
+	}
+	shim_op_complete(&o->op);
 }
 
 void

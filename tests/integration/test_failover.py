@@ -301,8 +301,11 @@ class Failover(unittest.TestCase):
             real = c.node(n).repl_dirs["data"][0]
             for name in names:
                 with open(os.path.join(real, name), "rb") as f:
-                    self.assertEqual(f.read(), (name * 50).encode(),
-                                     "%s: acknowledged write %s lost" % (n, name))
+                    got = f.read()
+                if got != (name * 50).encode():
+                    c.dump_logs("acknowledged write %s lost on %s" % (name, n))
+                self.assertEqual(got, (name * 50).encode(),
+                                 "%s: acknowledged write %s lost" % (n, name))
         ht.log("swap: %d acknowledged writes on both nodes" % len(names))
         # stop of the new primary: planned failover back to n1
         w2 = c.popen("n2", sys.executable, "-c", WRITER, shared, log + "2")

@@ -1042,9 +1042,14 @@ class Cluster:
         if not self.nodes:
             return
         out = ["", "=" * 78, "hamirror harness: logs of cluster %s%s" % (self.prefix, (": " + why) if why else "")]
+        keep = os.environ.get("MR_KEEP_LOGS")  # a directory: whole logs copied there
         for node in self.nodes.values():
             out.append("-" * 30 + " %s: %s " % (node.name, node.log_file))
             out.append(tail(read_text(node.log_file, "(no log file)\n")))
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                with open(os.path.join(keep, "%s-%s.log" % (self.prefix, node.name)), "w") as f:
+                    f.write(read_text(node.log_file))
             for i, (p, argv, op, ep) in enumerate(node.procs):
                 if since is not None and i < since.get(node.name, 0) and p.poll() is not None:
                     continue
