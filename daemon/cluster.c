@@ -721,8 +721,11 @@ poll_cb(uv_timer_t *t)
 	switch (c->polling) {
 	case FSM_A_DRAIN:
 		mirror_seqs(m, &sq);
-		done = sq.inflight_ops == 0;
+		/* every change that got past the read-only check is submitted, and
+		 * acknowledged: nothing can be added any more */
+		done = sq.inflight_ops == 0 && sq.mutating == 0;
 		if (done) {
+			mirror_freeze_engine(m);
 			c->handover_seq = sq.last_seq;
 			log_notice("fsm: replication drained seq=%" PRIu64 "%s", sq.last_seq,
 			           sq.diverged ? " (some ops completed without the peer)" : "");
@@ -1071,6 +1074,8 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 		           mrd_readiness_name((enum mrd_readiness)peer->readiness),
 		           peer->uptodate ? "yes" : "no", peer->gen_seq,
 		           handover ? " handover" : "");
+	if (first || peer->state != c->peer.state)
+		peer_kick(m->peer); /* it may listen now: no need to wait for the backoff */
 	c->peer = *peer;
 	c->peer_heard = true;
 	pthread_mutex_lock(&c->meta_mu);

@@ -383,8 +383,16 @@ mirror_freeze(struct mrd *m)
 	for (i = 0; i < mi->n_dirs; i++)
 		if (mi->dirs[i].shim != NULL)
 			shim_set_read_only(mi->dirs[i].shim, true);
-	repl_freeze(mi->repl);
 	log_notice("mirror: replicated directories read-only for the handover");
+}
+
+void
+mirror_freeze_engine(struct mrd *m)
+{
+	struct mirror *mi = m->mirror;
+
+	if (mi != NULL && mi->repl != NULL)
+		repl_freeze(mi->repl);
 }
 
 enum mirror_role
@@ -408,6 +416,11 @@ mirror_seqs(const struct mrd *m, struct mirror_seqs *out)
 	if (mi != NULL && mi->repl != NULL) {
 		struct repl_stats st;
 
+		/* first: a change counted here is submitted before it stops being
+		 * counted, so none can slip between the two readings */
+		for (size_t i = 0; i < mi->n_dirs; i++)
+			if (mi->dirs[i].shim != NULL)
+				out->mutating += (unsigned)shim_mutating(mi->dirs[i].shim);
 		repl_get_stats(mi->repl, &st);
 		out->last_seq = st.last_seq;
 		out->inflight_ops = st.inflight_ops;

@@ -39,12 +39,18 @@ enum mirror_role mirror_current_role(const struct mrd *m);
 /* Primary: refuse new changes (EROFS) so that a drain really ends the stream
  * before a handover. */
 void mirror_freeze(struct mrd *m);
+
+/* Primary, once drained (no change in flight, mirror_seqs().mutating 0): the
+ * engine takes nothing more; a straggler fails with EROFS. */
+void mirror_freeze_engine(struct mrd *m);
 bool mirror_link_up(const struct mrd *m);
 
 struct mirror_seqs {
 	uint64_t last_seq;     /* primary: assigned; secondary: received */
 	uint64_t applied_seq;  /* secondary */
 	uint64_t inflight_ops; /* primary: not yet acknowledged */
+	unsigned mutating;     /* primary: changes past the shims' read-only check, not
+	                        * yet submitted */
 	bool diverged;         /* primary: completed ops without the peer */
 	bool failed;           /* secondary: applying failed */
 };

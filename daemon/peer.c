@@ -1035,6 +1035,17 @@ peer_drop(struct peer *p, const char *reason)
 	conn_drop(p->link, reason, false);
 }
 
+/* See peer.h. Loop thread. */
+void
+peer_kick(struct peer *p)
+{
+	if (p == NULL || p->stopping || !p->client || p->link != NULL)
+		return;
+	uv_timer_stop(&p->retry);
+	p->backoff_ms = PEER_BACKOFF_MIN_MS;
+	client_connect(p);
+}
+
 /* See peer.h. Calls on_down("stopping") if the link was up, then closes
  * every handle; p is freed from the last close callback, so the caller must
  * keep running the loop. Loop thread. */

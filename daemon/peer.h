@@ -73,6 +73,10 @@ bool peer_is_up(const struct peer *p);
 /* Drop the link now (logging reason); it will be re-established later. */
 void peer_drop(struct peer *p, const char *reason);
 
+/* The peer's heartbeat says it changed state (it may listen now): the
+ * connecting side tries at once instead of after its backoff delay. */
+void peer_kick(struct peer *p);
+
 /* Close everything; frees itself once libuv handles are closed. Accepts NULL. */
 void peer_stop(struct peer *p);
 

@@ -156,6 +156,11 @@ void shim_stop(struct shim *s);
  * read-write. Any thread. Does not affect requests already being served. */
 void shim_set_read_only(struct shim *s, bool read_only);
 
+/* Changes past their read-only check and not yet handed to the engine. After
+ * shim_set_read_only(s, true), 0 means every change that will ever happen
+ * on this mount has been submitted. Any thread. */
+int shim_mutating(struct shim *s);
+
 /* Detach our FUSE mount on path if its daemon died (it answers ENOTCONN), so
  * that the directory under it can be reached and mounted again. Any thread. */
 void shim_clear_dead_mount(const char *path);

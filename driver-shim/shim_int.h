@@ -72,6 +72,9 @@ struct shim {
 	int mount_fd; /* the root, O_RDONLY: open_by_handle_at() refuses O_PATH fds */
 	struct shim_inode root;
 	atomic_bool read_only;
+	/* changes between their read-only check and their submission to the
+	 * engine (shim_mutating: a handover's drain waits for none) */
+	atomic_int mutating;
 	bool mounted;
 	bool signals;         /* libfuse signal handlers installed */
 	atomic_bool stopping; /* shim_stop() called */

@@ -62,6 +62,7 @@ struct op_full {
 	struct shim_fh *fh;    /* R_CREATE/R_OPEN: handle to close if the reply fails */
 	size_t count;
 	bool replied;     /* shim_op_reply() was called */
+	bool entered;     /* counted in s->mutating until submitted (ro_enter) */
 	atomic_int holds; /* 0, or parties that must finish before the reply (fsync) */
 };
 
@@ -135,6 +136,32 @@ static bool
 is_ro(const struct shim *s)
 {
 	return atomic_load(&s->read_only);
+}
+
+/* Begin a change: counted in s->mutating from before the read-only check
+ * until the op is submitted (or dropped), so that a handover that made the
+ * tree read-only can wait until every change that got past the check has
+ * reached the engine. False (not counted): read-only. */
+static bool
+ro_enter(struct shim *s)
+{
+	atomic_fetch_add(&s->mutating, 1);
+	if (!is_ro(s))
+		return true;
+	atomic_fetch_sub(&s->mutating, 1);
+	return false;
+}
+
+static void
+ro_leave(struct shim *s)
+{
+	atomic_fetch_sub(&s->mutating, 1);
+}
+
+int
+shim_mutating(struct shim *s)
+{
+	return atomic_load(&s->mutating);
 }
 
 /* Running out of descriptors breaks the application in confusing ways: say
@@ -277,7 +304,7 @@ mutation_begin(fuse_req_t req, enum shim_op_type type, struct shim_inode *in, st
 	struct op_full *o;
 	int r;
 
-	if (is_ro(s)) {
+	if (!ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
 		return NULL;
 	}
@@ -286,10 +313,13 @@ mutation_begin(fuse_req_t req, enum shim_op_type type, struct shim_inode *in, st
 	if (b != NULL && (r = *bfd = shim_fd(s, b)) < 0)
 		goto fail;
 	o = op_new(s, req, type, in);
-	if (o != NULL)
+	if (o != NULL) {
+		o->entered = true;
 		return o;
+	}
 	r = -ENOMEM;
 fail:
+	ro_leave(s);
 	fuse_reply_err(req, -r);
 	return NULL;
 }
@@ -297,6 +327,8 @@ fail:
 static void
 op_free(struct op_full *o)
 {
+	if (o->entered)
+		ro_leave(o->s);
 	free(o->op.path);
 	free(o->op.path2);
 	free(o->op.name);
@@ -312,10 +344,13 @@ op_free(struct op_full *o)
 static void
 op_submit_unlock(struct shim *s, struct op_full *o, pthread_mutex_t *held)
 {
-	bool taken;
+	bool taken, entered = o->entered;
 
 	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
+	o->entered = false; /* (o may be completed and freed once submitted) */
 	taken = s->submit != NULL && s->submit(s->submit_ctx, &o->op);
+	if (entered)
+		ro_leave(s);
 	pthread_mutex_unlock(held);
 	if (!taken && o->op.refuse_err != 0)
 		op_fail(o, o->op.refuse_err);
@@ -1003,7 +1038,7 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char name[24];
 	int fd, flags;
 
-	if (open_writes(fi->flags) && is_ro(s)) {
+	if (open_writes(fi->flags) && !ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -1012,9 +1047,11 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (open_writes(fi->flags)) {
 		o = op_new(s, req, SHIM_OP_OPEN, in);
 		if (o == NULL) {
+			ro_leave(s);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
+		o->entered = true;
 		pthread_mutex_lock(&in->lock);
 	}
 	fd = shim_fd(s, in);
@@ -1175,17 +1212,19 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 	ssize_t n;
 	int e;
 
-	if (is_ro(s)) {
+	if (!ro_enter(s)) {
 		fh_done(fi);
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_WRITE, in);
 	if (o == NULL) {
+		ro_leave(s);
 		fh_done(fi);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	o->entered = true;
 	if (s->submit != NULL || (fh.flags & O_DIRECT)) {
 		if (posix_memalign(&copy, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
 			fh_done(fi);
@@ -1549,15 +1588,20 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 	struct op_full *o;
 	char proc[40];
 
-	if (is_ro(s)) {
+	if (!ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if (S_ISLNK(in->type)) {
+		ro_leave(s);
 		fuse_reply_err(req, EPERM); /* as the VFS answers for user.* */
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_SETXATTR, in);
+	if (o != NULL)
+		o->entered = true;
+	else
+		ro_leave(s);
 	if (o == NULL || (o->op.name = strdup(name)) == NULL ||
 	    (o->op.data = malloc(size ? size : 1)) == NULL) {
 		if (o != NULL)
@@ -1704,15 +1748,20 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct op_full *o;
 	char proc[40];
 
-	if (is_ro(s)) {
+	if (!ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if (S_ISLNK(in->type)) {
+		ro_leave(s);
 		fuse_reply_err(req, EPERM);
 		return;
 	}
 	o = op_new(s, req, SHIM_OP_REMOVEXATTR, in);
+	if (o != NULL)
+		o->entered = true;
+	else
+		ro_leave(s);
 	if (o == NULL || (o->op.name = strdup(name)) == NULL) {
 		if (o != NULL)
 			op_free(o);
