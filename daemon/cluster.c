@@ -1074,7 +1074,7 @@ hb_on_peer(void *ctx, const struct hb_info *peer)
 		           mrd_readiness_name((enum mrd_readiness)peer->readiness),
 		           peer->uptodate ? "yes" : "no", peer->gen_seq,
 		           handover ? " handover" : "");
-	if (first || peer->state != c->peer.state)
+	if ((first || peer->state != c->peer.state) && peer->state != MRD_STOP)
 		peer_kick(m->peer); /* it may listen now: no need to wait for the backoff */
 	c->peer = *peer;
 	c->peer_heard = true;
