@@ -401,6 +401,8 @@ dirty_op(struct dirty *d, uint8_t dir, const struct shim_op *op, bool mark)
 		return;
 	if (mark)
 		dirty_mark(d, dir, op);
+	if (op->type != SHIM_OP_OPEN && op->type != SHIM_OP_CREATE && op->type != SHIM_OP_RENAME)
+		return; /* (every write of a linked pair passes here: no lock for nothing) */
 	pthread_mutex_lock(&d->mu);
 	if ((op->type == SHIM_OP_OPEN || op->type == SHIM_OP_CREATE) && op->path != NULL &&
 	    op->file_id != 0)

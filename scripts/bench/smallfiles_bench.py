@@ -23,6 +23,11 @@ def second_ready(c):
     return s["state"] == "SECOND" and s["readiness"] == "Ready"
 
 
+def stop_n2(c):
+    c.ctl("n2", "stop")
+    ht.wait_for(lambda: c.status("n2")["state"] == "STOP", 60)
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200000
     ht.require_root()
@@ -43,16 +48,14 @@ def main():
         c.ctl("n1", "prim")
         ht.wait_for(lambda: second_ready(c), 1800, interval_s=0.2)
         first = time.monotonic() - t
-        c.ctl("n2", "stop")
-        ht.wait_for(lambda: c.status("n2")["state"] == "STOP", 60)
+        stop_n2(c)
         t = time.monotonic()
         c.ctl("n2", "start")
         ht.wait_for(lambda: second_ready(c), 1800, interval_s=0.05)
         again = time.monotonic() - t
         # away again; 10 files change on n1: the trusted dirty set names them, the walk
         # skips the other files unread
-        c.ctl("n2", "stop")
-        ht.wait_for(lambda: c.status("n2")["state"] == "STOP", 60)
+        stop_n2(c)
         rc, out, err = c.run("n1", sys.executable, "-c",
                              "import os, sys\n"
                              "for i in range(10):\n"

@@ -174,9 +174,17 @@ def setup(c):
 class Failover(unittest.TestCase):
     cluster_config = {}
 
+    userconfig = CONFIG
+
     def setUp(self):
         ht.require_root()
-        self.c = ht.Cluster(userconfig=CONFIG, **self.cluster_config)
+        self.open_cluster(self.userconfig)
+
+    def open_cluster(self, userconfig):
+        """A fresh cluster on userconfig (closing the test's current one, if any)."""
+        if getattr(self, "c", None) is not None:
+            self.c.close()
+        self.c = ht.Cluster(userconfig=userconfig, **self.cluster_config)
         self.c.open()
         self.addCleanup(self.c.close)
         self.svc = setup(self.c)

@@ -128,12 +128,7 @@ with open(os.path.join(sys.argv[1], sys.argv[2]), "w") as f:
 
 
 class SplitBrain(tf.Failover):
-    def setUp(self):
-        ht.require_root()
-        self.c = ht.Cluster(userconfig=SPLIT_CONFIG)
-        self.c.open()
-        self.addCleanup(self.c.close)
-        self.svc = tf.setup(self.c)
+    userconfig = SPLIT_CONFIG
 
     def start_pair(self):
         c = self.c
@@ -186,13 +181,8 @@ class SplitBrain(tf.Failover):
 class SplitBrainPolicy(SplitBrain):
     """<rfs splitbrain_policy="discard-least-changes">: the side that changed fewer
     files gives its changes up by itself; the counts show in status."""
-    def setUp(self):
-        ht.require_root()
-        self.c = ht.Cluster(userconfig=SPLIT_CONFIG.replace(
-            "<rfs ", '<rfs splitbrain_policy="discard-least-changes" ', 1))
-        self.c.open()
-        self.addCleanup(self.c.close)
-        self.svc = tf.setup(self.c)
+    userconfig = SPLIT_CONFIG.replace(
+        "<rfs ", '<rfs splitbrain_policy="discard-least-changes" ', 1)
 
     def test_the_side_with_fewer_changes_gives_up(self):
         c = self.c

@@ -102,14 +102,6 @@ while True:
 
 
 class ResyncCases(tf.Failover):
-    def restart_cluster(self, userconfig):
-        """Replace setUp's cluster with one on another userconfig.xml."""
-        self.c.close()
-        self.c = ht.Cluster(userconfig=userconfig)
-        self.c.open()
-        self.addCleanup(self.c.close)
-        self.svc = tf.setup(self.c)
-
     def shared(self, n="n1"):
         return self.c.node(n).repl_dirs["data"][1]
 
@@ -206,7 +198,7 @@ class ResyncCases(tf.Failover):
         c = self.c
         mib = max(96, BIG_MIB // 4)
         total = mib * 1024 * 1024
-        self.restart_cluster(tf.CONFIG.replace("<rfs ", '<rfs maxinflight="4194304" ', 1))
+        self.open_cluster(tf.CONFIG.replace("<rfs ", '<rfs maxinflight="4194304" ', 1))
         c = self.c
         c.start_daemon("n1")
         c.start_daemon("n2")
@@ -250,7 +242,7 @@ class ResyncCases(tf.Failover):
         """<rfs reiallowedbw="KB/s">: the resync never sends faster than the cap (only
         a lower bound on its duration is checked: a slow machine cannot fail it)."""
         cap_kb = 4096
-        self.restart_cluster(tf.CONFIG.replace("<rfs ", '<rfs reiallowedbw="%d" ' % cap_kb, 1))
+        self.open_cluster(tf.CONFIG.replace("<rfs ", '<rfs reiallowedbw="%d" ' % cap_kb, 1))
         c = self.c
         c.start_daemon("n1")
         c.start_daemon("n2")
