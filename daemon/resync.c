@@ -645,6 +645,19 @@ pass_file_marked(struct resync *rs, uint8_t dir, const char *path, const struct 
 	return r;
 }
 
+/* The XXH3-128 (canonical) of each RESYNC_BLOCK of buf, the last one short. */
+static void
+hash_blocks(const char *buf, size_t len, uint8_t *out)
+{
+	for (size_t bo = 0; bo < len; bo += RESYNC_BLOCK, out += PROTO_HASH_LEN) {
+		size_t bl = len - bo < RESYNC_BLOCK ? len - bo : RESYNC_BLOCK;
+		XXH128_canonical_t can;
+
+		XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
+		memcpy(out, &can, PROTO_HASH_LEN);
+	}
+}
+
 /* `mirrorctl verify`: per range of VERIFY_RANGE bytes, hash this side's
  * blocks and queue RS_HASHREQ under the same lock, so both sides hash the
  * file at the same point of the op stream whatever the application does;
@@ -679,18 +692,18 @@ verify_file(struct resync *rs, uint8_t dir, const char *path)
 		if (fstat(fd, &st) == 0)
 			size = (uint64_t)st.st_size;
 		o.size = size > off ? (size - off < VERIFY_RANGE ? size - off : VERIFY_RANGE) : 0;
-		for (i = 0; i * (uint64_t)RESYNC_BLOCK < o.size; i++) {
-			size_t bl = o.size - i * (uint64_t)RESYNC_BLOCK < RESYNC_BLOCK
-			                    ? (size_t)(o.size - i * (uint64_t)RESYNC_BLOCK)
-			                    : RESYNC_BLOCK;
-			XXH128_canonical_t can;
+		/* RESYNC_CHUNK (a multiple of the block) at a time: few reads under the lock */
+		for (uint64_t at = 0; at < o.size;) {
+			size_t want = o.size - at < RESYNC_CHUNK ? (size_t)(o.size - at) : RESYNC_CHUNK;
 
-			got = pread(fd, rs->buf, bl, (off_t)(off + i * (uint64_t)RESYNC_BLOCK));
-			if (got < 0)
+			got = pread(fd, rs->buf, want, (off_t)(off + at));
+			if (got <= 0)
 				break;
-			XXH128_canonicalFromHash(&can, XXH3_128bits(rs->buf, (size_t)got));
-			memcpy(mine + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
-			n = i + 1;
+			hash_blocks(rs->buf, (size_t)got, mine + (size_t)n * PROTO_HASH_LEN);
+			n += (uint32_t)(((size_t)got + RESYNC_BLOCK - 1) / RESYNC_BLOCK);
+			at += (uint64_t)got;
+			if ((size_t)got < want || (size_t)got % RESYNC_BLOCK != 0)
+				break;
 		}
 		set_path(&o, path);
 		req = repl_rs_queue_locked(rs->r, dir, &o);
