@@ -36,6 +36,7 @@
 #include "mirror.h"
 #include "mrd.h"
 #include "peer.h"
+#include "plog.h"
 #include "script.h"
 #include "util.h"
 #include "vip.h"
@@ -62,7 +63,11 @@ struct cluster {
 	struct meta meta; /* under meta_mu */
 	char meta_path[4096];
 	char dirty_path[4096];
+	char plog_path[4096];
 	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
+	/* our dirty set lists every change of our copy since its base (a clean
+	 * stop, or a crash in this boot with the pre-write log read back) */
+	bool listable;
 	bool sb_policy_done; /* splitbrain_policy gave our changes up once */
 	size_t published_changed; /* dirty count in our heartbeat */
 	bool published_trusted;
@@ -322,6 +327,49 @@ save_clean_stop(struct cluster *c)
 	log_info("dirty: saved files=%zu trusted=%s", n, trusted ? "yes" : "no");
 }
 
+static void
+plog_entry(void *arg, unsigned kind, uint8_t dir, const char *path)
+{
+	struct cluster *c = arg;
+
+	if (kind & PLOG_FILE)
+		dirty_add(c->m->dirty, dir, path, DIRTY_F_CHECKSUM);
+	if (kind & PLOG_DIR)
+		dirty_add(c->m->dirty, dir, path, DIRTY_F_CHILDREN);
+}
+
+/*
+ * Open the pre-write log. After a crash in this boot (the page cache kept
+ * every change the log announced), the names it holds are the files that
+ * may differ from the peer: they become the dirty set, compared by
+ * checksums. After a reboot, the page cache may have lost writes to any
+ * file: the set stays untrusted. The log then restarts relative to the
+ * set's base, with "everything" if the set is not trusted.
+ */
+static void
+load_plog(struct cluster *c, bool clean, bool same_boot)
+{
+	struct mrd *m = c->m;
+	bool read_back = !clean && same_boot, trusted;
+	struct plog_loaded pl;
+	uint64_t seq, id;
+
+	if (read_back)
+		dirty_reset(m->dirty, 0, 0); /* entries first, base below */
+	m->plog = plog_open(c->plog_path, read_back ? plog_entry : NULL, c, &pl);
+	if (read_back && pl.found) {
+		dirty_set_base(m->dirty, pl.base_seq, pl.base_id, !pl.all);
+		log_notice("plog: read back names=%zu all=%s base_gen=%" PRIu64
+		           " (files changed before the crash are compared by checksums)",
+		           pl.entries, pl.all ? "yes" : "no", pl.base_seq);
+	} else if (read_back) {
+		dirty_distrust(m->dirty, "no pre-write log after a crash");
+	}
+	c->listable = clean || (read_back && pl.found && !pl.all);
+	dirty_base(m->dirty, &seq, &id, &trusted);
+	(void)plog_checkpoint(m->plog, 1, seq, id, trusted);
+}
+
 /* At start: take the saved dirty set if the last stop was clean, decide
  * whether our copy is exact, and clear clean_stop (persisted) before anything
  * can change the data. */
@@ -348,6 +396,7 @@ load_dirty(struct cluster *c)
 			         "compares every file",
 			         err);
 	}
+	load_plog(c, clean, same_boot);
 	/* A SECOND applies the primary's ops in order and has none of its own:
 	 * after a crash its copy is still exact if the kernel kept its page cache
 	 * (same boot); a clean stop synced everything. */
@@ -366,8 +415,9 @@ static void
 set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const char *message)
 {
 	struct mrd *m = c->m;
-	bool changed = m->state != st || m->readiness != rd;
+	bool changed = m->state != st || m->readiness != rd, empty_log = false;
 	enum mrd_state was = m->state;
+	uint64_t gseq = 0, gid = 0;
 
 	m->state = st;
 	m->readiness = rd;
@@ -392,9 +442,15 @@ set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const cha
 	} else if (st == MRD_SECOND && rd == MRD_READY && changed) {
 		/* a copy of the primary's generation, nothing of its own */
 		c->exact = true;
+		c->listable = true;
 		dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
+		gseq = c->meta.gen.seq;
+		gid = c->meta.gen.id;
+		empty_log = true;
 	}
 	pthread_mutex_unlock(&c->meta_mu);
+	if (empty_log && m->plog != NULL)
+		(void)plog_checkpoint(m->plog, UINT64_MAX, gseq, gid, true);
 	if (st == MRD_STOP && rd == MRD_NOTREADY && was != MRD_STOP &&
 	    mirror_current_role(m) == MIRROR_NONE)
 		save_clean_stop(c); /* a stop from a running state, nothing mounted */
@@ -1049,6 +1105,12 @@ adopt_generation(struct cluster *c)
 		meta_persist(c);
 		log_notice("meta: mirroring the primary's generation gen=%" PRIu64 ":%016" PRIx64,
 		           c->meta.gen.seq, c->meta.gen.id);
+		/* our copy is exactly this generation now: our sets are relative to it
+		 * (SECOND Ready may have reset them before the heartbeat said it) */
+		dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
+		if (m->plog != NULL)
+			(void)plog_checkpoint(m->plog, UINT64_MAX, c->meta.gen.seq, c->meta.gen.id,
+			                      true);
 	}
 	return true;
 }
@@ -1145,6 +1207,7 @@ check_cb(uv_timer_t *t)
 
 	if (c->stopping)
 		return;
+	mirror_tick(c->m);
 	/* the heartbeat's count of changed files follows the writes done alone */
 	n = dirty_count(c->m->dirty, &trusted);
 	if (n != c->published_changed || trusted != c->published_trusted)
@@ -1203,6 +1266,10 @@ cluster_apply_failed(struct mrd *m, const char *why)
 	if (c == NULL)
 		return;
 	mark_stale(c);
+	/* our copy no longer follows the primary's ops: nothing known about it */
+	c->exact = false;
+	c->listable = false;
+	dirty_distrust(m->dirty, "an op of the primary failed to apply here");
 	c->rejoin_blocked = true;
 	(void)snprintf(m->message, sizeof(m->message),
 	               "secondary diverged (%s): a resync from the primary is needed", why);
@@ -1264,6 +1331,27 @@ cluster_peer_exact(struct mrd *m, uint64_t *gen_seq, uint64_t *gen_id)
 	*gen_seq = c->peer.gen_seq;
 	*gen_id = c->peer.gen_id;
 	return (c->peer.flags & HB_F_EXACT) != 0;
+}
+
+int
+cluster_own_changes(struct mrd *m)
+{
+	struct cluster *c = cl(m);
+	uint64_t seq, id;
+	bool trusted;
+
+	if (c == NULL || m->mirror == NULL)
+		return CLUSTER_CHANGES_UNKNOWN;
+	if (c->exact)
+		return CLUSTER_CHANGES_NONE;
+	/* relative to our generation: a copy half resynced has adopted the
+	 * primary's generation already, and is not listed */
+	dirty_base(m->dirty, &seq, &id, &trusted);
+	pthread_mutex_lock(&c->meta_mu);
+	trusted = trusted && c->listable && seq != 0 && seq == c->meta.gen.seq &&
+	          id == c->meta.gen.id;
+	pthread_mutex_unlock(&c->meta_mu);
+	return trusted ? CLUSTER_CHANGES_LISTED : CLUSTER_CHANGES_UNKNOWN;
 }
 
 void
@@ -1603,6 +1691,8 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 	}
 	(void)snprintf(c->dirty_path, sizeof(c->dirty_path), "%s/%s.dirty", m->node->state_dir,
 	               m->module);
+	(void)snprintf(c->plog_path, sizeof(c->plog_path), "%s/%s.plog", m->node->state_dir,
+	               m->module);
 	m->dirty = dirty_new(DIRTY_BLOCK);
 	if (m->dirty == NULL) {
 		r = -ENOMEM;
@@ -1667,6 +1757,8 @@ err_handles:
 	m->cluster = NULL;
 	dirty_free(m->dirty);
 	m->dirty = NULL;
+	plog_free(m->plog);
+	m->plog = NULL;
 	script_runner_free(c->scripts);
 	vip_free(c->vip);
 	c->pending_closes = 4;
@@ -1702,6 +1794,8 @@ cluster_stop(struct mrd *m)
 	mirror_stop(m);
 	dirty_free(m->dirty);
 	m->dirty = NULL;
+	plog_free(m->plog);
+	m->plog = NULL;
 	m->cluster = NULL;
 	hb_stop(c->hb);
 	c->hb = NULL;

@@ -58,6 +58,15 @@ void cluster_resync_begin(struct mrd *m);
  * exactly that generation (HB_F_EXACT): false when not heard. */
 bool cluster_peer_exact(struct mrd *m, uint64_t *gen_seq, uint64_t *gen_id);
 
+/* Secondary, before a resync: can our dirty set tell the primary where our
+ * copy differs from our generation? */
+enum cluster_changes {
+	CLUSTER_CHANGES_NONE = 0, /* an exact copy of our generation */
+	CLUSTER_CHANGES_LISTED,   /* exactly the files of our dirty set */
+	CLUSTER_CHANGES_UNKNOWN,  /* anything: compare every file */
+};
+int cluster_own_changes(struct mrd *m);
+
 /* The two copies are equal now: empty the dirty set, relative to our
  * current generation. */
 void cluster_dirty_reset(struct mrd *m);

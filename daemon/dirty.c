@@ -563,6 +563,67 @@ dirty_get(struct dirty *d, uint8_t dir, const char *path, struct dirty_file *out
 }
 
 void
+dirty_add(struct dirty *d, uint8_t dir, const char *path, uint32_t flags)
+{
+	struct dent *e;
+
+	pthread_mutex_lock(&d->mu);
+	e = file_get(d, dir, path);
+	if (e != NULL)
+		e->flags |= flags;
+	pthread_mutex_unlock(&d->mu);
+}
+
+bool
+dirty_in_changed_dir(struct dirty *d, uint8_t dir, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash != NULL ? (size_t)(slash - path) : 0;
+	char *parent = strndup(path, n);
+	struct dent *e;
+	bool in;
+
+	if (parent == NULL)
+		return true; /* cannot tell: compare */
+	pthread_mutex_lock(&d->mu);
+	e = file_find(d, dir, parent);
+	in = e != NULL && (e->flags & DIRTY_F_CHILDREN);
+	pthread_mutex_unlock(&d->mu);
+	free(parent);
+	return in;
+}
+
+void
+dirty_each(struct dirty *d, dirty_each_fn fn, void *arg)
+{
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->files.n_b; i++)
+		for (struct dent *e = d->files.b[i]; e != NULL; e = e->next)
+			fn(arg, e->dir, e->path, e->flags);
+	pthread_mutex_unlock(&d->mu);
+}
+
+void
+dirty_set_base(struct dirty *d, uint64_t base_seq, uint64_t base_id, bool trusted)
+{
+	pthread_mutex_lock(&d->mu);
+	d->base_seq = base_seq;
+	d->base_id = base_id;
+	d->trusted = trusted && d->trusted;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void
+dirty_base(struct dirty *d, uint64_t *seq, uint64_t *id, bool *trusted)
+{
+	pthread_mutex_lock(&d->mu);
+	*seq = d->base_seq;
+	*id = d->base_id;
+	*trusted = d->trusted;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void
 dirty_file_done(struct dirty_file *f)
 {
 	free(f->bits);

@@ -35,6 +35,7 @@ struct dirty;
 
 #define DIRTY_F_CHECKSUM 1u /* content unknown to the set: compare by checksums */
 #define DIRTY_F_TRUNC    2u /* everything from trunc_from to the end must be sent */
+#define DIRTY_F_CHILDREN 4u /* a directory: every direct child compared by checksums */
 
 /* A copy of one file's entry (dirty_get). */
 struct dirty_file {
@@ -84,6 +85,25 @@ struct dirty_stats {
 	uint64_t blocks;    /* marked blocks of DIRTY_BLOCK bytes */
 };
 void dirty_stats(struct dirty *d, struct dirty_stats *out);
+
+/* Add path with flags (DIRTY_F_CHECKSUM or DIRTY_F_CHILDREN): names read
+ * back from a pre-write log, or the peer's list of its own changes. */
+void dirty_add(struct dirty *d, uint8_t dir, const char *path, uint32_t flags);
+
+/* Is path's parent directory an entry with DIRTY_F_CHILDREN? */
+bool dirty_in_changed_dir(struct dirty *d, uint8_t dir, const char *path);
+
+/* Each file of the set: fn(arg, dir, path, flags), under the set's lock
+ * (fn must not call back into the set). */
+typedef void (*dirty_each_fn)(void *arg, uint8_t dir, const char *path, uint32_t flags);
+void dirty_each(struct dirty *d, dirty_each_fn fn, void *arg);
+
+/* Set the base and trust of the set without emptying it (a set read back
+ * from the pre-write log). */
+void dirty_set_base(struct dirty *d, uint64_t base_seq, uint64_t base_id, bool trusted);
+
+/* The generation the set is relative to, and whether it is trusted. */
+void dirty_base(struct dirty *d, uint64_t *seq, uint64_t *id, bool *trusted);
 
 /* Copy of path's entry into *out (caller: dirty_file_done); false when the
  * file is not in the set. */

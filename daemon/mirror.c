@@ -25,6 +25,7 @@
 #include "err.h"
 #include "log.h"
 #include "mrd.h"
+#include "plog.h"
 #include "repl.h"
 #include "resync.h"
 #include "shim.h"
@@ -35,6 +36,19 @@ struct mirror_dir {
 	pthread_t thread;
 	bool running;
 	int root_fd; /* secondary: the real directory, opened before mounting */
+	struct mrd *m;
+	uint8_t idx;
+};
+
+#define CHECKPOINT_MS 2000u /* pre-write log checkpoints while paired */
+
+/* A checkpoint of the pre-write log (primary, paired): a new epoch, then
+ * every change of the old one submitted (drain), then acknowledged (ack),
+ * then the log rewritten without the names only the old epoch needed. */
+enum ck_phase {
+	CK_IDLE = 0,
+	CK_DRAIN,
+	CK_ACK,
 };
 
 struct mirror {
@@ -49,6 +63,17 @@ struct mirror {
 	bool need_resync;      /* decided from the HELLOs of the current link */
 	bool resyncing;        /* secondary: until a clean RS_END */
 	bool link_up;
+	uint64_t link_gen;     /* links brought up so far */
+	/* primary, before a resync: the target's list of its own changes */
+	bool wait_list;
+	bool list_all;
+	uint64_t list_files;
+	/* the pre-write log's checkpoint */
+	enum ck_phase ck_phase;
+	uint64_t ck_old;      /* the epoch being retired */
+	uint64_t ck_target;   /* its last seq */
+	uint64_t ck_link_gen; /* the link it runs on */
+	uint64_t ck_next_ms;  /* the next periodic one */
 };
 
 int
@@ -78,6 +103,15 @@ shim_thread(void *arg)
 	return NULL;
 }
 
+/* A FUSE worker, before a change: the pre-write log must cover it. */
+static int
+prelog_cb(void *ctx, uint64_t epoch, const char *path, unsigned kind)
+{
+	struct mirror_dir *d = ctx;
+
+	return plog_need(d->m->plog, epoch, d->idx, path, kind);
+}
+
 static int
 start_shim(struct mirror_dir *d, const char *dir, bool read_only, shim_submit_fn submit, void *ctx,
            bool fsync_overlap)
@@ -88,6 +122,9 @@ start_shim(struct mirror_dir *d, const char *dir, bool read_only, shim_submit_fn
 		.submit = submit,
 		.submit_ctx = ctx,
 		.fsync_overlap = fsync_overlap,
+		.prelog = d->m->plog != NULL ? prelog_cb : NULL,
+		.prelog_ctx = d,
+		.epoch = d->m->plog != NULL ? plog_epoch(d->m->plog) : 1,
 	};
 	sigset_t all, old;
 	char err[512];
@@ -207,6 +244,7 @@ resync_done_cb(void *ctx, bool ok, const char *why)
 		repl_resynced(mi->repl);
 		cluster_dirty_reset(m);
 		mi->need_resync = false;
+		mi->ck_next_ms = 0; /* the log's old names are settled: checkpoint */
 		log_notice("resync: the secondary's copy matches (%s)", why);
 	} else if (m->peer != NULL && peer_is_up(m->peer)) {
 		log_warn("resync: stopped reason=\"%s\"; pairing again", why);
@@ -292,8 +330,11 @@ mirror_start(struct mrd *m, enum mirror_role role, uint64_t start_seq)
 		r = -ENOMEM;
 		goto err;
 	}
-	for (i = 0; i < mi->n_dirs; i++)
+	for (i = 0; i < mi->n_dirs; i++) {
 		mi->dirs[i].root_fd = mi->root_fds[i] = -1;
+		mi->dirs[i].m = m;
+		mi->dirs[i].idx = (uint8_t)i;
+	}
 	m->mirror = mi;
 
 	for (i = 0; i < mi->n_dirs; i++) {
@@ -395,6 +436,70 @@ mirror_freeze_engine(struct mrd *m)
 		repl_freeze(mi->repl);
 }
 
+/* ---- pre-write log checkpoints ------------------------------------------------ */
+
+/* Primary with a peer that has everything but the ops in flight. */
+static bool
+paired(const struct mirror *mi)
+{
+	struct repl_stats st;
+
+	if (mi->role != MIRROR_PRIMARY || mi->repl == NULL || !mi->link_up || mi->need_resync ||
+	    mi->wait_list || (mi->resync != NULL && !resync_finished(mi->resync)))
+		return false;
+	repl_get_stats(mi->repl, &st);
+	return !st.diverged;
+}
+
+void
+mirror_tick(struct mrd *m)
+{
+	struct mirror *mi = m->mirror;
+	struct repl_stats st;
+	struct plog_stats ps;
+	uint64_t now = mr_now_ms(), seq, id;
+	bool trusted;
+	size_t i;
+
+	if (mi == NULL || m->plog == NULL)
+		return;
+	if (!paired(mi) || (mi->ck_phase != CK_IDLE && mi->ck_link_gen != mi->link_gen)) {
+		mi->ck_phase = CK_IDLE; /* the old names stay in the log */
+		return;
+	}
+	if (mi->ck_phase == CK_IDLE) {
+		uint64_t e;
+
+		if (now < mi->ck_next_ms)
+			return;
+		plog_stats(m->plog, &ps);
+		if (ps.entries == 0 && !ps.all)
+			return; /* nothing to retire */
+		e = plog_next_epoch(m->plog);
+		mi->ck_old = e - 1;
+		for (i = 0; i < mi->n_dirs; i++)
+			if (mi->dirs[i].shim != NULL)
+				shim_set_epoch(mi->dirs[i].shim, e);
+		mi->ck_link_gen = mi->link_gen;
+		mi->ck_phase = CK_DRAIN;
+	}
+	if (mi->ck_phase == CK_DRAIN) {
+		for (i = 0; i < mi->n_dirs; i++)
+			if (mi->dirs[i].shim != NULL && shim_epoch_busy(mi->dirs[i].shim, mi->ck_old) > 0)
+				return;
+		repl_get_stats(mi->repl, &st);
+		mi->ck_target = st.last_seq;
+		mi->ck_phase = CK_ACK;
+	}
+	repl_get_stats(mi->repl, &st);
+	if (st.acked_seq < mi->ck_target)
+		return;
+	dirty_base(m->dirty, &seq, &id, &trusted);
+	(void)plog_checkpoint(m->plog, mi->ck_old + 1, seq, id, true);
+	mi->ck_phase = CK_IDLE;
+	mi->ck_next_ms = now + CHECKPOINT_MS;
+}
+
 enum mirror_role
 mirror_current_role(const struct mrd *m)
 {
@@ -471,6 +576,18 @@ mirror_status(struct mrd *m, json_t *result)
 		                    json_integer((json_int_t)apply_last_seq(mi->apply)));
 		json_object_set_new(o, "apply_failed", json_boolean(apply_failed(mi->apply)));
 	}
+	if (m->plog != NULL && mi->role == MIRROR_PRIMARY) {
+		struct plog_stats ps;
+
+		plog_stats(m->plog, &ps);
+		json_object_set_new(o, "prelog",
+		                    json_pack("{s:I,s:I,s:b,s:b,s:I,s:I,s:I}", "epoch",
+		                              (json_int_t)ps.epoch, "names",
+		                              (json_int_t)ps.entries, "all", ps.all, "failed",
+		                              ps.failed, "syncs", (json_int_t)ps.syncs, "appended",
+		                              (json_int_t)ps.appended, "checkpoints",
+		                              (json_int_t)ps.checkpoints));
+	}
 	json_object_set_new(result, "replication", o);
 }
 
@@ -544,6 +661,133 @@ cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len
 	return 0;
 }
 
+/* Primary: the target's list is complete; resync, sending only what may
+ * differ if our dirty set is relative to the target's generation and the
+ * target could list its own changes, else comparing every file. */
+static void
+start_resync(struct mrd *m)
+{
+	struct mirror *mi = m->mirror;
+	uint64_t seq = 0, id = 0;
+	bool exact = cluster_peer_exact(m, &seq, &id);
+	bool trusted = !mi->list_all && dirty_trusted_for(m->dirty, seq, id);
+	/* nbrei: SafeKit's parallel reintegration threads; here the files whose
+	 * checksums the target computes ahead of the one being sent (x4: a
+	 * hash answer is cheap to hold) */
+	struct resync_opts o = { .ahead = m->conf->rfs.nbrei * 4u,
+		                 .bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps };
+	int r;
+
+	mi->wait_list = false;
+	log_notice("resync: %s (peer gen=%" PRIu64 " exact_copy=%s peer_changes=%s)",
+	           trusted ? "only the files and blocks changed since the peer left"
+	                   : "comparing every file by block checksums",
+	           seq, exact ? "yes" : "no",
+	           mi->list_all ? "unknown" : mi->list_files == 0 ? "none" : "listed");
+	r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs, trusted ? m->dirty : NULL,
+	                 &o, resync_done_cb, m, &mi->resync);
+	if (r < 0)
+		log_err("resync: cannot start err=\"%s\"", mr_strerror(r));
+}
+
+struct list_out {
+	struct mrd *m;
+	uint8_t *buf;
+	uint32_t len, n;
+	size_t files;
+	bool failed;
+};
+
+static void
+list_flush(struct list_out *lo, uint32_t flags)
+{
+	struct proto_msg msg = { .type = PROTO_RS_LIST,
+		                 .u.rs_list = { .flags = flags,
+		                                .n = lo->n,
+		                                .entries = lo->buf,
+		                                .len = lo->len } };
+
+	if (lo->m->peer == NULL || peer_send(lo->m->peer, &msg) < 0)
+		lo->failed = true;
+	lo->len = lo->n = 0;
+}
+
+static void
+list_each(void *arg, uint8_t dir, const char *path, uint32_t flags)
+{
+	struct list_out *lo = arg;
+	uint8_t kind = (flags & DIRTY_F_CHILDREN) ? PROTO_LIST_DIR : PROTO_LIST_FILE;
+
+	if (lo->failed)
+		return;
+	if (!proto_rs_list_put(lo->buf, PROTO_MAX_DATA, &lo->len, kind, dir, path)) {
+		list_flush(lo, 0);
+		if (!proto_rs_list_put(lo->buf, PROTO_MAX_DATA, &lo->len, kind, dir, path)) {
+			lo->failed = true; /* cannot happen: a path fits an empty frame */
+			return;
+		}
+	}
+	lo->n++;
+	lo->files++;
+}
+
+/* Secondary, before a resync: tell the primary where our copy may differ
+ * from our generation (what we changed without it, read back from our
+ * pre-write log), or that we cannot say. */
+static void
+send_own_list(struct mrd *m)
+{
+	struct list_out lo = { .m = m };
+	int mode = cluster_own_changes(m);
+
+	if (mode == CLUSTER_CHANGES_LISTED)
+		lo.buf = malloc(PROTO_MAX_DATA);
+	if (mode == CLUSTER_CHANGES_LISTED && lo.buf != NULL)
+		dirty_each(m->dirty, list_each, &lo);
+	if (mode == CLUSTER_CHANGES_UNKNOWN || (mode == CLUSTER_CHANGES_LISTED && lo.buf == NULL)) {
+		lo.files = 0;
+		list_flush(&lo, PROTO_LIST_END | PROTO_LIST_ALL);
+	} else {
+		list_flush(&lo, PROTO_LIST_END | (lo.failed ? PROTO_LIST_ALL : 0));
+	}
+	log_notice("resync: told the primary our own changes: %s files=%zu",
+	           mode == CLUSTER_CHANGES_NONE ? "none (exact copy)"
+	           : mode == CLUSTER_CHANGES_LISTED && lo.buf != NULL && !lo.failed
+	                   ? "listed"
+	                   : "unknown (compare everything)",
+	           lo.files);
+	free(lo.buf);
+}
+
+/* Primary: a frame of the target's list. */
+static void
+on_list(struct mrd *m, const struct proto_rs_list *l)
+{
+	struct mirror *mi = m->mirror;
+	char path[PROTO_MAX_STR + 1];
+	struct proto_str ps;
+	uint32_t off = 0;
+	uint8_t kind, dir;
+
+	if (!mi->wait_list) {
+		peer_drop(m->peer, "an RS_LIST outside a resync start");
+		return;
+	}
+	if (l->flags & PROTO_LIST_ALL)
+		mi->list_all = true;
+	while (proto_rs_list_next(l, &off, &kind, &dir, &ps)) {
+		if (dir >= mi->n_dirs)
+			continue; /* no such directory here: nothing to compare */
+		memcpy(path, ps.p, ps.len);
+		path[ps.len] = '\0';
+		dirty_add(m->dirty, dir, path,
+		          kind == PROTO_LIST_DIR ? DIRTY_F_CHILDREN : DIRTY_F_CHECKSUM);
+		mi->list_files++;
+	}
+	if (l->flags & PROTO_LIST_END)
+		start_resync(m);
+}
+
 static void
 cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 {
@@ -553,35 +797,22 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 	if (mi == NULL)
 		return;
 	mi->link_up = true;
+	mi->link_gen++;
 	if (mi->repl != NULL) {
 		repl_set_peer(mi->repl, m->peer);
 		repl_link_up(mi->repl);
 		if (mi->need_resync) {
-			uint64_t seq = 0, id = 0;
-			bool exact = cluster_peer_exact(m, &seq, &id);
-			bool trusted = exact && dirty_trusted_for(m->dirty, seq, id);
-			int r;
-
-			log_notice("resync: %s (peer gen=%" PRIu64 " exact_copy=%s)",
-			           trusted ? "only the files and blocks changed since the peer left"
-			                   : "comparing every file by block checksums",
-			           seq, exact ? "yes" : "no");
-			/* nbrei: SafeKit's parallel reintegration threads; here the files whose
-			 * checksums the target computes ahead of the one being sent (x4: a
-			 * hash answer is cheap to hold) */
-			struct resync_opts o = { .ahead = m->conf->rfs.nbrei * 4u,
-				                 .bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps };
-
-			r = resync_start(m->loop, mi->repl, mi->root_fds, mi->n_dirs,
-			                 trusted ? m->dirty : NULL, &o, resync_done_cb, m,
-			                 &mi->resync);
-			if (r < 0)
-				log_err("resync: cannot start err=\"%s\"", mr_strerror(r));
+			/* first the target's list of its own changes (RS_LIST) */
+			mi->wait_list = true;
+			mi->list_all = false;
+			mi->list_files = 0;
 		} else {
 			cluster_dirty_reset(m); /* paired with equal data */
+			mi->ck_next_ms = 0;     /* and a checkpoint of the log */
 		}
 	}
 	if (mi->apply != NULL && mi->need_resync) {
+		send_own_list(m);
 		apply_rebase(mi->apply, peer_hello->last_seq);
 		mi->resyncing = true;
 		cluster_resync_begin(m);
@@ -605,6 +836,10 @@ cb_on_msg(void *ctx, const struct proto_msg *msg)
 	}
 	if (msg->type == PROTO_RS_HASHES && mi->repl != NULL) {
 		resync_on_hashes(mi->resync != NULL ? mi->resync : mi->verify, &msg->u.rs_hashes);
+		return;
+	}
+	if (msg->type == PROTO_RS_LIST && mi->repl != NULL) {
+		on_list(m, &msg->u.rs_list);
 		return;
 	}
 	if (msg->type == PROTO_RS_RESULT && mi->repl != NULL) {
@@ -635,6 +870,7 @@ cb_on_down(void *ctx, const char *reason)
 	if (mi == NULL)
 		return;
 	mi->link_up = false;
+	mi->wait_list = false;
 	if (mi->repl != NULL)
 		repl_link_down(mi->repl, reason);
 	resync_stop(mi->resync); /* after repl_link_down: a thread waiting for room gives up */

@@ -65,6 +65,10 @@ void mirror_stop(struct mrd *m);
  * or -errno with msg set. */
 int mirror_verify(struct mrd *m, char *msg, size_t msg_len);
 
+/* Periodic (the cluster's check timer): advance the pre-write log's
+ * checkpoint while the primary is paired (plog.h). */
+void mirror_tick(struct mrd *m);
+
 /* Add a "replication" object to a `status` result. */
 void mirror_status(struct mrd *m, json_t *result);
 

@@ -62,6 +62,7 @@ struct mrd {
 	struct peer *peer;     /* owned: the replication link (peer.h) */
 	struct mirror *mirror; /* owned: shims + engine (mirror.h), or NULL */
 	struct dirty *dirty;   /* owned by the cluster: files that may differ (dirty.h) */
+	struct plog *plog;     /* owned by the cluster: their durable log (plog.h), or NULL */
 	struct cluster *cluster; /* owned: the state machine's executor (cluster.h) */
 	bool stopping;
 };

@@ -33,6 +33,7 @@ _Static_assert(PROTO_OP_MAX == SHIM_OP_RELEASE, "PROTO_OP_MAX must match enum sh
 #define ACK_LEN      16u
 #define PING_LEN     8u
 #define HASHES_FIXED 16u
+#define LIST_FIXED   8u
 #define STR_MAX_LEN  (PROTO_MAX_STR - 1u)
 
 _Static_assert(OP_FIXED + 3u * STR_MAX_LEN + PROTO_MAX_DATA <= PROTO_MAX_PAYLOAD,
@@ -61,6 +62,8 @@ type_max_payload(uint16_t type)
 		return PING_LEN;
 	case PROTO_RS_HASHES:
 		return HASHES_FIXED + PROTO_MAX_DATA;
+	case PROTO_RS_LIST:
+		return LIST_FIXED + PROTO_MAX_DATA;
 	default:
 		return 0;
 	}
@@ -86,6 +89,8 @@ proto_type_name(uint16_t type)
 		return "rs_result";
 	case PROTO_RS_HASHES:
 		return "rs_hashes";
+	case PROTO_RS_LIST:
+		return "rs_list";
 	default:
 		return "unknown";
 	}
@@ -350,6 +355,31 @@ proto_decode(uint16_t type, const uint8_t *payload, uint32_t payload_len, struct
 		}
 		break;
 	}
+	case PROTO_RS_LIST: {
+		struct proto_rs_list *l = &msg->u.rs_list;
+
+		l->flags = rd_u32(&r, "flags");
+		l->n = rd_u32(&r, "n");
+		if (r.what == NULL && (l->flags & ~(PROTO_LIST_END | PROTO_LIST_ALL)) != 0)
+			rd_fail(&r, "unknown flags", "flags");
+		if (r.what == NULL && r.left > PROTO_MAX_DATA)
+			rd_fail(&r, "list too long", "n");
+		if (r.what == NULL) {
+			uint32_t off = 0, n = 0;
+			uint8_t kind, dir;
+			struct proto_str path;
+
+			l->entries = r.p;
+			l->len = (uint32_t)r.left;
+			while (off < l->len && proto_rs_list_next(l, &off, &kind, &dir, &path))
+				n++;
+			if (off != l->len || n != l->n)
+				rd_fail(&r, "malformed entry", "entries");
+			r.p += r.left;
+			r.left = 0;
+		}
+		break;
+	}
 	case PROTO_PING:
 	case PROTO_PONG:
 		msg->u.ping.token = rd_u64(&r, "token");
@@ -444,6 +474,13 @@ payload_len_of(const struct proto_msg *msg, size_t *len)
 		if (msg->u.rs_hashes.n > 0 && msg->u.rs_hashes.hashes == NULL)
 			return MR_EPROTO;
 		*len = HASHES_FIXED + (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN;
+		return 0;
+	case PROTO_RS_LIST:
+		if (msg->u.rs_list.len > PROTO_MAX_DATA)
+			return MR_ETOOBIG;
+		if (msg->u.rs_list.len > 0 && msg->u.rs_list.entries == NULL)
+			return MR_EPROTO;
+		*len = LIST_FIXED + msg->u.rs_list.len;
 		return 0;
 	case PROTO_PING:
 	case PROTO_PONG:
@@ -560,6 +597,13 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 			       (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN);
 		end = p + 16 + (size_t)msg->u.rs_hashes.n * PROTO_HASH_LEN;
 		break;
+	case PROTO_RS_LIST:
+		mr_put_be32(p, msg->u.rs_list.flags);
+		mr_put_be32(p + 4, msg->u.rs_list.n);
+		if (msg->u.rs_list.len > 0)
+			memcpy(p + 8, msg->u.rs_list.entries, msg->u.rs_list.len);
+		end = p + 8 + msg->u.rs_list.len;
+		break;
 	default: /* PING, PONG: payload_len_of() refused anything else */
 		mr_put_be64(p, msg->u.ping.token);
 		end = p + 8;
@@ -567,6 +611,45 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 	}
 	MR_BUG_ON((size_t)(end - buf) != PROTO_HDR_LEN + len);
 	return (long)(PROTO_HDR_LEN + len);
+}
+
+/* ---- RS_LIST entries ------------------------------------------------------ */
+
+bool
+proto_rs_list_put(uint8_t *buf, size_t cap, uint32_t *len, uint8_t kind, uint8_t dir,
+                  const char *path)
+{
+	size_t n = strlen(path);
+
+	if (n > STR_MAX_LEN || *len + 4 + n > cap || *len + 4 + n > PROTO_MAX_DATA)
+		return false;
+	buf[*len] = kind;
+	buf[*len + 1] = dir;
+	mr_put_be16(buf + *len + 2, (uint16_t)n);
+	memcpy(buf + *len + 4, path, n);
+	*len += (uint32_t)(4 + n);
+	return true;
+}
+
+bool
+proto_rs_list_next(const struct proto_rs_list *l, uint32_t *off, uint8_t *kind, uint8_t *dir,
+                   struct proto_str *path)
+{
+	const uint8_t *e = l->entries + *off;
+	uint16_t n;
+
+	if (*off + 4 > l->len)
+		return false;
+	n = mr_get_be16(e + 2);
+	if (*off + 4 + n > l->len || n > STR_MAX_LEN ||
+	    (e[0] != PROTO_LIST_FILE && e[0] != PROTO_LIST_DIR) || memchr(e + 4, '\0', n) != NULL)
+		return false;
+	*kind = e[0];
+	*dir = e[1];
+	path->p = (const char *)e + 4;
+	path->len = n;
+	*off += 4 + n;
+	return true;
 }
 
 /* ---- path check ---------------------------------------------------------- */

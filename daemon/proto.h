@@ -70,6 +70,8 @@ enum proto_type {
 	PROTO_PONG = 6,
 	PROTO_RS_RESULT = 7, /* resync pass result, secondary -> primary */
 	PROTO_RS_HASHES = 8, /* block hashes answering an RS_HASHREQ, secondary -> primary */
+	PROTO_RS_LIST = 9,   /* before a resync, secondary -> primary: what the target's
+	                      * copy may have of its own (struct proto_rs_list) */
 };
 
 enum proto_role {
@@ -161,6 +163,33 @@ struct proto_rs_result {
 	uint64_t failures; /* live ops that could not be applied during the pass */
 };
 
+/* RS_LIST: the files where the target's copy may differ from its generation
+ * (changes it made without its peer, read back from its pre-write log).
+ * Entries: {kind u8, dir u8, len u16 BE, path} with kind PROTO_LIST_FILE or
+ * PROTO_LIST_DIR. Frames follow each other; the last one has END. ALL: the
+ * target cannot say (compare everything). END and no entry: an exact copy. */
+#define PROTO_LIST_END  1u
+#define PROTO_LIST_ALL  2u
+#define PROTO_LIST_FILE 1u /* the file's data or metadata */
+#define PROTO_LIST_DIR  2u /* the directory's entries and its children's data */
+
+struct proto_rs_list {
+	uint32_t flags;
+	uint32_t n;             /* entries */
+	const uint8_t *entries; /* borrowed, validated by proto_decode() */
+	uint32_t len;           /* bytes; <= PROTO_MAX_DATA */
+};
+
+/* Append an entry to an RS_LIST buffer of cap bytes holding *len; false
+ * (nothing written) when it does not fit or path is too long. */
+bool proto_rs_list_put(uint8_t *buf, size_t cap, uint32_t *len, uint8_t kind, uint8_t dir,
+                       const char *path);
+
+/* The entry at *off of a decoded list (then *off moves past it); false at
+ * the end. path points into the frame. */
+bool proto_rs_list_next(const struct proto_rs_list *l, uint32_t *off, uint8_t *kind,
+                        uint8_t *dir, struct proto_str *path);
+
 struct proto_msg {
 	enum proto_type type;
 	union {
@@ -171,6 +200,7 @@ struct proto_msg {
 		struct proto_ping ping; /* PING and PONG */
 		struct proto_rs_result rs_result;
 		struct proto_rs_hashes rs_hashes;
+		struct proto_rs_list rs_list;
 	} u;
 };
 

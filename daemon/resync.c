@@ -758,10 +758,12 @@ walk_file(struct resync *rs, uint8_t dir, const char *path)
 	if (rs->dirty == NULL)
 		return pass_file(rs, dir, path);
 	if (!dirty_get(rs->dirty, dir, path, &f)) {
+		if (dirty_in_changed_dir(rs->dirty, dir, path))
+			return pass_file(rs, dir, path); /* its directory's entries changed */
 		atomic_fetch_add(&rs->skipped, 1);
 		return 0; /* unchanged since the target's generation */
 	}
-	if (f.flags & DIRTY_F_CHECKSUM)
+	if (f.flags & (DIRTY_F_CHECKSUM | DIRTY_F_CHILDREN))
 		r = pass_file(rs, dir, path);
 	else
 		r = pass_file_marked(rs, dir, path, &f);
@@ -831,7 +833,8 @@ walk_linked(struct resync *rs, uint8_t dir, const char *path, const struct stat 
 		/* the dirty set may know the file under this name (an op on an
 		 * inode names one of its paths): its data and metadata then */
 		if (dirty_get(rs->dirty, dir, path, &f)) {
-			r = (f.flags & DIRTY_F_CHECKSUM) ? pass_file(rs, dir, path)
+			r = (f.flags & (DIRTY_F_CHECKSUM | DIRTY_F_CHILDREN))
+			            ? pass_file(rs, dir, path)
 			                                 : pass_file_marked(rs, dir, path, &f);
 			dirty_file_done(&f);
 			return r;

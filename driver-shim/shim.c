@@ -162,6 +162,9 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 	s->submit = cfg->submit;
 	s->submit_ctx = cfg->submit_ctx;
 	s->fsync_overlap = cfg->fsync_overlap && cfg->submit != NULL;
+	s->prelog = cfg->submit != NULL ? cfg->prelog : NULL;
+	s->prelog_ctx = cfg->prelog_ctx;
+	atomic_store(&s->epoch, cfg->epoch > 0 ? cfg->epoch : 1);
 	s->debug = cfg->debug;
 	s->max_threads = cfg->max_threads ? cfg->max_threads : SHIM_DEFAULT_THREADS;
 	atomic_init(&s->read_only, cfg->read_only);
@@ -298,6 +301,19 @@ void
 shim_set_read_only(struct shim *s, bool read_only)
 {
 	atomic_store(&s->read_only, read_only);
+}
+
+void
+shim_set_epoch(struct shim *s, uint64_t epoch)
+{
+	if (epoch > atomic_load(&s->epoch))
+		atomic_store(&s->epoch, epoch);
+}
+
+int
+shim_epoch_busy(struct shim *s, uint64_t epoch)
+{
+	return atomic_load(&s->epoch_busy[epoch & 1]);
 }
 
 void

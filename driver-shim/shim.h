@@ -115,6 +115,17 @@ struct shim_op {
  * error op->refuse_err if the engine set it). */
 typedef bool (*shim_submit_fn)(void *ctx, struct shim_op *op);
 
+/* What a change is about to touch, for the engine's pre-write log. */
+#define SHIM_PRELOG_FILE 1u /* path's data or metadata */
+#define SHIM_PRELOG_DIR  2u /* the entries of directory path */
+#define SHIM_PRELOG_ALL  4u /* something it cannot name (path NULL) */
+
+/* Called by a FUSE worker BEFORE it changes the real tree: return once the
+ * engine's durable log covers the change (daemon/plog.h). epoch is the
+ * shim's epoch when the change began (shim_set_epoch). 0, or -errno: the
+ * change is not made and the application gets that error. */
+typedef int (*shim_prelog_fn)(void *ctx, uint64_t epoch, const char *path, unsigned kind);
+
 struct shim_config {
 	const char *dir;       /* directory to protect; must exist */
 	bool read_only;        /* every mutation fails with EROFS */
@@ -127,6 +138,9 @@ struct shim_config {
 	 * (never with early replies: shim_op_reply() is not used for them). */
 	bool fsync_overlap;
 	void *submit_ctx;
+	shim_prelog_fn prelog; /* NULL: no pre-write log */
+	void *prelog_ctx;
+	uint64_t epoch; /* the first epoch (>= 1) */
 };
 
 /*
@@ -160,6 +174,14 @@ void shim_set_read_only(struct shim *s, bool read_only);
  * shim_set_read_only(s, true), 0 means every change that will ever happen
  * on this mount has been submitted. Any thread. */
 int shim_mutating(struct shim *s);
+
+/* Epochs of the pre-write log: changes that begin from now on belong to
+ * epoch (which only grows), and shim_epoch_busy() counts the changes of an
+ * epoch that logged something and have not reached the engine yet (0: every
+ * change of that epoch has been submitted, or dropped). Only the current
+ * and the previous epoch are counted. */
+void shim_set_epoch(struct shim *s, uint64_t epoch);
+int shim_epoch_busy(struct shim *s, uint64_t epoch);
 
 /* Detach our FUSE mount on path if its daemon died (it answers ENOTCONN), so
  * that the directory under it can be reached and mounted again. Any thread. */

@@ -61,6 +61,10 @@ struct shim_inode {
 	mode_t type;          /* S_IFMT bits */
 	uint64_t nlookup;     /* kernel references; table lock */
 	uint64_t file_id;     /* stable id for op records */
+	/* the last epoch whose pre-write log covers a change of the object's
+	 * data (as a file) / of its entries (as a directory); 0: none */
+	_Atomic uint64_t plog_file;
+	_Atomic uint64_t plog_dir;
 	pthread_mutex_t lock; /* orders data ops on this object */
 };
 
@@ -75,6 +79,12 @@ struct shim {
 	/* changes between their read-only check and their submission to the
 	 * engine (shim_mutating: a handover's drain waits for none) */
 	atomic_int mutating;
+	/* the pre-write log: its callback, the current epoch, and per epoch
+	 * parity the changes between their first log call and submission */
+	shim_prelog_fn prelog;
+	void *prelog_ctx;
+	_Atomic uint64_t epoch;
+	atomic_int epoch_busy[2];
 	bool mounted;
 	bool signals;         /* libfuse signal handlers installed */
 	atomic_bool stopping; /* shim_stop() called */

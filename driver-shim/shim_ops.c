@@ -63,6 +63,8 @@ struct op_full {
 	size_t count;
 	bool replied;     /* shim_op_reply() was called */
 	bool entered;     /* counted in s->mutating until submitted (ro_enter) */
+	bool ep_in;       /* counted in s->epoch_busy[ep & 1] until submitted */
+	uint64_t ep;      /* the pre-write log's epoch of the change */
 	atomic_int holds; /* 0, or parties that must finish before the reply (fsync) */
 };
 
@@ -162,6 +164,95 @@ int
 shim_mutating(struct shim *s)
 {
 	return atomic_load(&s->mutating);
+}
+
+/* Count the change in its epoch from its first log call until it is
+ * submitted, so that a checkpoint can wait for every change of an epoch
+ * to reach the engine (shim_epoch_busy). */
+static uint64_t
+ep_enter(struct shim *s, struct op_full *o)
+{
+	while (!o->ep_in) {
+		uint64_t e = atomic_load(&s->epoch);
+
+		atomic_fetch_add(&s->epoch_busy[e & 1], 1);
+		if (atomic_load(&s->epoch) == e) {
+			o->ep = e;
+			o->ep_in = true;
+		} else {
+			atomic_fetch_sub(&s->epoch_busy[e & 1], 1);
+		}
+	}
+	return o->ep;
+}
+
+static void
+ep_leave(struct shim *s, struct op_full *o)
+{
+	if (o->ep_in) {
+		atomic_fetch_sub(&s->epoch_busy[o->ep & 1], 1);
+		o->ep_in = false;
+	}
+}
+
+static void
+mark_epoch(_Atomic uint64_t *mark, uint64_t e)
+{
+	uint64_t old = atomic_load(mark);
+
+	while (old < e && !atomic_compare_exchange_weak(mark, &old, e))
+		;
+}
+
+/* An object with no name left (unlinked while open): nothing to log. */
+static bool
+is_unlinked(struct shim *s, struct shim_inode *in)
+{
+	struct stat st;
+	int fd = shim_fd(s, in);
+
+	return fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+	       st.st_nlink == 0;
+}
+
+/*
+ * Before changing `in` (kind SHIM_PRELOG_*; in unused for ALL): have the
+ * engine's durable log cover the change. A name logged in the current
+ * epoch costs one atomic load. 0 or -errno (the change must not be made).
+ */
+static int
+prelog(struct shim *s, struct op_full *o, struct shim_inode *in, unsigned kind)
+{
+	_Atomic uint64_t *mark;
+	uint64_t e;
+	char *path;
+	int r;
+
+	if (s->prelog == NULL)
+		return 0;
+	e = ep_enter(s, o);
+	if (kind == SHIM_PRELOG_ALL)
+		return s->prelog(s->prelog_ctx, e, NULL, kind);
+	mark = kind == SHIM_PRELOG_DIR ? &in->plog_dir : &in->plog_file;
+	if (atomic_load(mark) >= e)
+		return 0;
+	path = shim_rel_path(s, in, NULL);
+	if (path == NULL && is_unlinked(s, in))
+		return 0;
+	r = s->prelog(s->prelog_ctx, e, path, path != NULL ? kind : SHIM_PRELOG_ALL);
+	free(path);
+	if (r == 0)
+		mark_epoch(mark, e);
+	return r;
+}
+
+/* A file or directory just created in a directory logged for this change
+ * (SHIM_PRELOG_DIR): the log covers its data in this epoch too. */
+static void
+prelog_created(struct shim *s, struct op_full *o, struct shim_inode *in)
+{
+	if (s->prelog != NULL && o->ep_in && in != NULL)
+		mark_epoch(&in->plog_file, o->ep);
 }
 
 /* Running out of descriptors breaks the application in confusing ways: say
@@ -325,10 +416,24 @@ fail:
 }
 
 static void
+op_free(struct op_full *o);
+
+/* The pre-write log refused the change: drop it, answer err. */
+static void
+op_refuse(struct op_full *o, int err)
+{
+	fuse_req_t req = o->req;
+
+	op_free(o);
+	fuse_reply_err(req, err);
+}
+
+static void
 op_free(struct op_full *o)
 {
 	if (o->entered)
 		ro_leave(o->s);
+	ep_leave(o->s, o);
 	free(o->op.path);
 	free(o->op.path2);
 	free(o->op.name);
@@ -344,13 +449,17 @@ op_free(struct op_full *o)
 static void
 op_submit_unlock(struct shim *s, struct op_full *o, pthread_mutex_t *held)
 {
-	bool taken, entered = o->entered;
+	bool taken, entered = o->entered, ep_in = o->ep_in;
+	uint64_t ep = o->ep;
 
 	atomic_fetch_add_explicit(&s->st_ops, 1, memory_order_relaxed);
 	o->entered = false; /* (o may be completed and freed once submitted) */
+	o->ep_in = false;
 	taken = s->submit != NULL && s->submit(s->submit_ctx, &o->op);
 	if (entered)
 		ro_leave(s);
+	if (ep_in)
+		atomic_fetch_sub(&s->epoch_busy[ep & 1], 1);
 	pthread_mutex_unlock(held);
 	if (!taken && o->op.refuse_err != 0)
 		op_fail(o, o->op.refuse_err);
@@ -732,6 +841,10 @@ sh_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct 
 	o = mutation_begin(req, SHIM_OP_SETATTR, in, in, &ifd, NULL, NULL);
 	if (o == NULL)
 		return;
+	if ((r = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&in->lock);
 	r = apply_setattr(in, ifd, fh, attr, valid, &done);
 	fh_done(fi);
@@ -808,6 +921,10 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	o = mutation_begin(req, type, NULL, dir, &dfd, NULL, NULL);
 	if (o == NULL)
 		return;
+	if ((r = prelog(s, o, dir, SHIM_PRELOG_DIR)) < 0) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
 	if (link != NULL)
@@ -830,6 +947,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	}
 	o->kind = R_ENTRY;
 	o->in = in;
+	prelog_created(s, o, in);
 	o->op.file_id = in->file_id;
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.path2 = link != NULL ? strdup(link) : NULL;
@@ -867,6 +985,11 @@ sh_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newnam
 	o = mutation_begin(req, SHIM_OP_LINK, in, in, &ifd, dir, &dfd);
 	if (o == NULL)
 		return;
+	/* a second name of an inode: the log cannot follow it */
+	if ((r = prelog(s, o, NULL, SHIM_PRELOG_ALL)) < 0) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&s->ns_lock);
 	o->op.path2 = shim_rel_path(s, in, NULL); /* an existing name, before */
 	r = linkat(ifd, "", dfd, newname, AT_EMPTY_PATH) == -1 ? -errno : 0;
@@ -889,12 +1012,16 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent);
 	struct op_full *o;
-	int dfd = -1;
+	int dfd = -1, r;
 
 	o = mutation_begin(req, flags ? SHIM_OP_RMDIR : SHIM_OP_UNLINK, NULL, dir, &dfd, NULL,
 	                   NULL);
 	if (o == NULL)
 		return;
+	if ((r = prelog(s, o, dir, SHIM_PRELOG_DIR)) < 0) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&s->ns_lock);
 	if (!flags)
 		shim_inode_keep(s, dfd, name);
@@ -929,12 +1056,28 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	struct shim *s = req_shim(req);
 	struct shim_inode *dir = shim_inode_of(s, parent), *ndir = shim_inode_of(s, newparent);
 	struct op_full *o;
-	int dfd = -1, ndfd = -1;
+	struct stat st;
+	int dfd = -1, ndfd = -1, r;
 
 	o = mutation_begin(req, SHIM_OP_RENAME, NULL, dir, &dfd, ndir, &ndfd);
 	if (o == NULL)
 		return;
+	if ((r = prelog(s, o, dir, SHIM_PRELOG_DIR)) < 0 ||
+	    (ndir != dir && (r = prelog(s, o, ndir, SHIM_PRELOG_DIR)) < 0)) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&s->ns_lock);
+	/* a directory moved renames everything below it: the log cannot
+	 * name all that */
+	if (s->prelog != NULL &&
+	    ((fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) ||
+	     ((flags & RENAME_EXCHANGE) &&
+	      fstatat(ndfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))) &&
+	    (r = prelog(s, o, NULL, SHIM_PRELOG_ALL)) < 0) {
+		op_abort_unlock(o, &s->ns_lock, -r);
+		return;
+	}
 	if (!(flags & RENAME_EXCHANGE))
 		shim_inode_keep(s, ndfd, newname); /* may be replaced */
 	if (syscall(SYS_renameat2, dfd, name, ndfd, newname, flags) == -1) {
@@ -1036,7 +1179,7 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct op_full *o = NULL;
 	struct shim_fh *fh;
 	char name[24];
-	int fd, flags;
+	int fd, flags, r;
 
 	if (open_writes(fi->flags) && !ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
@@ -1052,6 +1195,10 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 		o->entered = true;
+		if ((fi->flags & O_TRUNC) && (r = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+			op_refuse(o, -r);
+			return;
+		}
 		pthread_mutex_lock(&in->lock);
 	}
 	fd = shim_fd(s, in);
@@ -1104,6 +1251,10 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o = mutation_begin(req, SHIM_OP_CREATE, NULL, dir, &dfd, NULL, NULL);
 	if (o == NULL)
 		return;
+	if ((r = prelog(s, o, dir, SHIM_PRELOG_DIR)) < 0) {
+		op_refuse(o, -r);
+		return;
+	}
 	pthread_mutex_lock(&s->ns_lock);
 	apply_umask(req);
 	fd = openat(dfd, name,
@@ -1131,6 +1282,7 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	set_open_reply(s, fi, fh);
 	o->kind = R_CREATE;
 	o->in = in;
+	prelog_created(s, o, in);
 	o->fh = fh;
 	o->fi = *fi;
 	o->op.file_id = in->file_id;
@@ -1225,6 +1377,11 @@ sh_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 		return;
 	}
 	o->entered = true;
+	if ((e = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+		fh_done(fi);
+		op_refuse(o, -e);
+		return;
+	}
 	if (s->submit != NULL || (fh.flags & O_DIRECT)) {
 		if (posix_memalign(&copy, SHIM_DIO_ALIGN, size ? size : 1) != 0) {
 			fh_done(fi);
@@ -1295,6 +1452,12 @@ data_op(fuse_req_t req, fuse_ino_t ino, enum shim_op_type type, int fd, const vo
 			SHIM_HB_RELEASE(hb);
 		if (op_release(o))
 			op_final(o);
+		return;
+	}
+	if (type == SHIM_OP_FALLOCATE && (r = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+		if (hb != NULL)
+			SHIM_HB_RELEASE(hb);
+		op_refuse(o, -r);
 		return;
 	}
 	pthread_mutex_lock(&in->lock);
@@ -1587,6 +1750,7 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 	struct shim_inode *in = shim_inode_of(s, ino);
 	struct op_full *o;
 	char proc[40];
+	int r;
 
 	if (!ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
@@ -1615,6 +1779,10 @@ sh_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
 		op_free(o);
 		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if ((r = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+		op_refuse(o, -r);
 		return;
 	}
 	pthread_mutex_lock(&in->lock);
@@ -1747,6 +1915,7 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct shim_inode *in = shim_inode_of(s, ino);
 	struct op_full *o;
 	char proc[40];
+	int r;
 
 	if (!ro_enter(s)) {
 		fuse_reply_err(req, EROFS);
@@ -1771,6 +1940,10 @@ sh_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (pin_proc_path(s, in, proc, sizeof(proc)) < 0) {
 		op_free(o);
 		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if ((r = prelog(s, o, in, SHIM_PRELOG_FILE)) < 0) {
+		op_refuse(o, -r);
 		return;
 	}
 	pthread_mutex_lock(&in->lock);

@@ -95,6 +95,11 @@ msg_eq(const struct proto_msg *a, const struct proto_msg *b)
 		       (a->u.rs_hashes.n == 0 ||
 		        memcmp(a->u.rs_hashes.hashes, b->u.rs_hashes.hashes,
 		               (size_t)a->u.rs_hashes.n * PROTO_HASH_LEN) == 0);
+	case PROTO_RS_LIST:
+		return a->u.rs_list.flags == b->u.rs_list.flags && a->u.rs_list.n == b->u.rs_list.n &&
+		       a->u.rs_list.len == b->u.rs_list.len &&
+		       (a->u.rs_list.len == 0 ||
+		        memcmp(a->u.rs_list.entries, b->u.rs_list.entries, a->u.rs_list.len) == 0);
 	}
 	return 0;
 }
@@ -141,6 +146,18 @@ recheck(uint16_t type, const uint8_t *payload, uint32_t len, const struct proto_
 		CHECK(m->u.op.atime_nsec < 1000000000u && m->u.op.mtime_nsec < 1000000000u);
 		CHECK(m->u.op.data_len <= PROTO_MAX_DATA);
 		break;
+	case PROTO_RS_LIST: {
+		uint32_t off = 0, k = 0;
+		uint8_t kind, dir;
+		struct proto_str path;
+
+		while (proto_rs_list_next(&m->u.rs_list, &off, &kind, &dir, &path)) {
+			check_inside(&path, payload, len);
+			k++;
+		}
+		CHECK(k == m->u.rs_list.n && off == m->u.rs_list.len);
+		break;
+	}
 	default:
 		break;
 	}
@@ -208,7 +225,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The whole input as a payload of each type. */
 	if (size <= PROTO_MAX_PAYLOAD)
-		for (t = 0; t <= PROTO_RS_HASHES + 1; t++)
+		for (t = 0; t <= PROTO_RS_LIST + 1; t++)
 			one_payload(t, data, (uint32_t)size);
 	if (size >= 2) {
 		uint16_t v;

@@ -13,8 +13,11 @@ sizes, contents, times) and checks from n1's log which kind of resync ran:
   primary): the second attempt compares checksums, sends only what the first attempt had
   not, and converges;
 - the primary is SIGKILLed with unacknowledged writes in flight: the survivor's set is
-  trusted but the old primary's copy is not exact, so everything is compared by
-  checksums, and the old primary's extra writes are undone;
+  trusted and the old primary's pre-write log names the files its unacknowledged writes
+  touched, so only those and the survivor's changes are compared ("mode=changed"), and
+  the old primary's extra writes are undone;
+- a primary running alone is SIGKILLed: its pre-write log still lists what it changed,
+  so the returning secondary gets only those files;
 - a full resync of a large tree (1 GiB by default, MR_RESYNC_BIG_MIB) into an empty node
   while a writer runs on the primary."""
 import json
@@ -138,6 +141,13 @@ class ResyncCases(tf.Failover):
         if diff:
             c.dump_logs("trees differ")
         self.assertEqual(diff, [], "trees differ:\n" + "\n".join(diff[:40]))
+
+    def wait_checkpoint(self, n="n1"):
+        """Until the primary's pre-write log has retired every name (a checkpoint while
+        paired): what it named before is acknowledged by the peer."""
+        ht.wait_for(lambda: self.st(n)["replication"]["prelog"]["names"] == 0 and
+                    not self.st(n)["replication"]["prelog"]["all"], 30,
+                    what="a checkpoint of the pre-write log")
 
     def pair_with(self, n_files, size):
         """n1 PRIM, n2 SECOND over n_files files of size bytes made through the mount."""
@@ -365,7 +375,8 @@ class ResyncCases(tf.Failover):
 
     def test_primary_killed_with_unacknowledged_writes_converges(self):
         c = self.c
-        self.pair_with(14, 1 << 20)
+        self.pair_with(60, 256 * 1024)
+        self.wait_checkpoint()  # the tree's creation is acknowledged
         flood = c.popen("n1", sys.executable, "-c", FLOOD, self.shared())
         time.sleep(1.0)
         gap = tf.crash_gap(c)  # SIGKILL of n1 with the flood's ops in flight
@@ -375,14 +386,49 @@ class ResyncCases(tf.Failover):
         c.link_up("n1")
         ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
         off = self.log_len("n2")
+        off1 = self.log_len("n1")
         c.start_daemon("n1")
         self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 120)
         self.assert_identical(prim="n2", sec="n1")
         log = self.log_from("n2", off)
-        # the old primary may hold writes nobody acknowledged: not an exact copy
+        # the old primary may hold writes nobody acknowledged: not an exact copy, but
+        # its pre-write log names the files they touched (the flood's five files and
+        # the directory it creates files in), so only those and the survivor's own
+        # changes are compared: exactly those files are re-checked
         self.assertIn("exact_copy=no", log)
-        self.assertIn("mode=compare", log)
-        ht.log(self.resync_line(log))
+        self.assertIn("peer_changes=listed", log)
+        self.assertIn("mode=changed", log)
+        self.assertRegex(self.log_from("n1", off1), r"plog: read back names=\d+ all=no")
+        line = self.resync_line(log)
+        ht.log(line)
+        # 60 files in tree/: 7 changed by n2, 5 written by the flood, the rest skipped
+        self.assertGreaterEqual(self.field(line, "unchanged_files"), 45, line)
+
+    def test_alone_primary_killed_keeps_its_list_of_changes(self):
+        c = self.c
+        self.pair_with(60, 256 * 1024)
+        self.wait_checkpoint()
+        rc, out, err = c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.run_py("n1", CHANGES, self.shared())
+        c.kill_node("n1")  # ALONE, SIGKILLed: its dirty set was never saved
+        c.link_up("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+        off = self.log_len("n1")
+        c.start_daemon("n1")
+        rc, out, err = c.ctl("n2", "start")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 120)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertRegex(log, r"plog: read back names=\d+ all=no")
+        self.assertIn("mode=changed", log)
+        line = self.resync_line(log)
+        ht.log(line)
+        # the names logged before each change, compared by checksums: the files of
+        # tree/, whose entries changed; nothing of tree/sub/ (30 files) was read
+        self.assertGreaterEqual(self.field(line, "unchanged_files"), 30, line)
 
     def test_full_resync_of_a_large_tree_while_writing(self):
         c = self.c

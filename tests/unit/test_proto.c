@@ -19,6 +19,7 @@
 
 #include "err.h"
 #include "proto.h"
+#include "util.h"
 
 #define STR_MAX (PROTO_MAX_STR - 1u)
 
@@ -213,7 +214,7 @@ hdr_flags_nonzero(void **state)
 static void
 hdr_unknown_type(void **state)
 {
-	const uint16_t bad[] = { 0, 9, 10, 0x0100, 0xffff };
+	const uint16_t bad[] = { 0, 10, 11, 0x0100, 0xffff };
 	uint8_t h[PROTO_HDR_LEN] = { 0, 0, 0, 0, 0, 0, 0, 0 };
 	uint32_t len;
 	uint16_t type;
@@ -861,7 +862,7 @@ encode_rejects_unrepresentable(void **state)
 	m = (struct proto_msg){ .type = PROTO_HELLO };
 	m.u.hello.module = (struct proto_str){ big, PROTO_MAX_STR };
 	assert_int_equal(proto_encode(&m, buf, sizeof(buf)), MR_ETOOBIG);
-	m = (struct proto_msg){ .type = (enum proto_type)9 };
+	m = (struct proto_msg){ .type = (enum proto_type)10 };
 	assert_int_equal(proto_encode(&m, buf, sizeof(buf)), MR_EPROTO);
 	assert_int_equal(proto_encoded_len(&m), 0);
 	free(big);
@@ -986,6 +987,70 @@ small_err_buffers(void **state)
 	free(op);
 }
 
+/* RS_LIST: entries round-trip; a bad kind, a NUL, a count or a length that
+ * does not match the payload, or unknown flags are refused. */
+static void
+rs_list_round_trip(void **state)
+{
+	uint8_t ent[64], buf[128];
+	uint32_t len = 0, off = 0;
+	struct proto_msg m = { .type = PROTO_RS_LIST }, out;
+	struct proto_str path;
+	uint8_t kind, dir;
+	char err[128];
+	long n;
+
+	(void)state;
+	assert_true(proto_rs_list_put(ent, sizeof(ent), &len, PROTO_LIST_FILE, 0, "a/b.db"));
+	assert_true(proto_rs_list_put(ent, sizeof(ent), &len, PROTO_LIST_DIR, 2, ""));
+	assert_false(proto_rs_list_put(ent, 20, &len, PROTO_LIST_FILE, 0, "too long for 20"));
+	m.u.rs_list = (struct proto_rs_list){ .flags = PROTO_LIST_END, .n = 2, .entries = ent,
+		                              .len = len };
+	n = proto_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, PROTO_HDR_LEN + 8 + len);
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len, &out, err,
+	                              sizeof(err)),
+	                 0);
+	assert_int_equal(out.u.rs_list.flags, PROTO_LIST_END);
+	assert_true(proto_rs_list_next(&out.u.rs_list, &off, &kind, &dir, &path));
+	assert_int_equal(kind, PROTO_LIST_FILE);
+	assert_int_equal(dir, 0);
+	assert_int_equal(path.len, 6);
+	assert_memory_equal(path.p, "a/b.db", 6);
+	assert_true(proto_rs_list_next(&out.u.rs_list, &off, &kind, &dir, &path));
+	assert_int_equal(kind, PROTO_LIST_DIR);
+	assert_int_equal(dir, 2);
+	assert_int_equal(path.len, 0);
+	assert_false(proto_rs_list_next(&out.u.rs_list, &off, &kind, &dir, &path));
+	/* the count must match */
+	mr_put_be32(buf + PROTO_HDR_LEN + 4, 3);
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len, &out, err,
+	                              sizeof(err)),
+	                 MR_EPROTO);
+	mr_put_be32(buf + PROTO_HDR_LEN + 4, 2);
+	/* a torn entry */
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len - 1, &out, err,
+	                              sizeof(err)),
+	                 MR_EPROTO);
+	/* an unknown kind */
+	buf[PROTO_HDR_LEN + 8] = 7;
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len, &out, err,
+	                              sizeof(err)),
+	                 MR_EPROTO);
+	buf[PROTO_HDR_LEN + 8] = PROTO_LIST_FILE;
+	/* a NUL inside a path */
+	buf[PROTO_HDR_LEN + 8 + 4 + 1] = '\0';
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len, &out, err,
+	                              sizeof(err)),
+	                 MR_EPROTO);
+	buf[PROTO_HDR_LEN + 8 + 4 + 1] = '/';
+	/* unknown flags */
+	mr_put_be32(buf + PROTO_HDR_LEN, 8);
+	assert_int_equal(proto_decode(PROTO_RS_LIST, buf + PROTO_HDR_LEN, 8 + len, &out, err,
+	                              sizeof(err)),
+	                 MR_EPROTO);
+}
+
 static void
 resync_records_round_trip(void **state)
 {
@@ -1053,6 +1118,7 @@ main(void)
 		cmocka_unit_test(encode_enospc_every_cap),
 		cmocka_unit_test(encode_rejects_unrepresentable),
 		cmocka_unit_test(type_names),
+		cmocka_unit_test(rs_list_round_trip),
 		cmocka_unit_test(path_check_table),
 		cmocka_unit_test(path_check_lengths),
 		cmocka_unit_test(small_err_buffers),
