@@ -27,6 +27,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zlib.h>
 
 #include "err.h"
 #include "log.h"
@@ -94,6 +95,7 @@ struct apply {
 	bool rs_active;       /* between RS_BEGIN and RS_END */
 	uint64_t rs_failures; /* live ops that found stale paths during the pass */
 	int rs_fd;            /* RS_DATA: the file written last, kept open between chunks */
+	Bytef *zbuf;          /* RS_DATA with PROTO_RS_DATA_ZLIB: PROTO_MAX_DATA bytes */
 	uint8_t rs_fd_dir;
 	char rs_fd_path[PROTO_MAX_STR];
 	struct fmap_ent *map;
@@ -526,6 +528,20 @@ rs_data(struct apply *a, const struct proto_op *op)
 		a->rs_fd = fd;
 		a->rs_fd_dir = op->dir;
 		(void)snprintf(a->rs_fd_path, sizeof(a->rs_fd_path), "%s", op->path.p);
+	}
+	if (op->flags & PROTO_RS_DATA_ZLIB) {
+		uLongf n = (uLongf)op->size;
+
+		/* (size was checked against PROTO_MAX_DATA by apply_push) */
+		if (a->zbuf == NULL && (a->zbuf = malloc(PROTO_MAX_DATA)) == NULL)
+			return -ENOMEM;
+		if (uncompress(a->zbuf, &n, op->data, op->data_len) != Z_OK || n != op->size) {
+			log_err("apply: compressed RS_DATA from the primary does not inflate to its "
+			        "size path=\"%s\" off=%" PRIu64 " size=%" PRIu64,
+			        op->path.p, op->off, op->size);
+			return -EBADMSG;
+		}
+		return pwrite_all(a->rs_fd, a->zbuf, (size_t)n, (off_t)op->off);
 	}
 	return pwrite_all(a->rs_fd, op->data, op->data_len, (off_t)op->off);
 }
@@ -1181,6 +1197,12 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 	     op->type == PROTO_RS_LINK) &&
 	    proto_path_check(&op->path2, false, err, err_len) < 0)
 		return MR_EPROTO;
+	if (op->type == PROTO_RS_DATA && (op->flags & PROTO_RS_DATA_ZLIB) &&
+	    (op->size == 0 || op->size > PROTO_MAX_DATA)) {
+		(void)snprintf(err, err_len, "compressed resync data of %" PRIu64 " bytes (at most %u)",
+		               op->size, PROTO_MAX_DATA);
+		return MR_EPROTO;
+	}
 	if ((op->type == SHIM_OP_SETXATTR || op->type == SHIM_OP_REMOVEXATTR) &&
 	    op->name.len == 0) {
 		(void)snprintf(err, err_len, "xattr op without a name");
@@ -1282,6 +1304,7 @@ close_cb(uv_handle_t *h)
 		if (a->map[i].key != 0)
 			(void)close(a->map[i].fd);
 	free(a->map);
+	free(a->zbuf);
 	while (a->hashes_head != NULL) {
 		struct apply_hashes *ah = a->hashes_head;
 

@@ -174,6 +174,13 @@ enum conf_sb_policy {
 	CONF_SB_DISCARD_LEAST,    /* the side that changed fewer files gives up (tie: admin) */
 };
 
+/* <rfs reicompress>: zlib for resync data. */
+enum conf_compress {
+	CONF_COMPRESS_AUTO = 0, /* only when the link is slower than zlib (a bandwidth cap) */
+	CONF_COMPRESS_OFF,
+	CONF_COMPRESS_ON,
+};
+
 struct conf_rfs {
 	bool present;
 	enum conf_async async;
@@ -185,6 +192,8 @@ struct conf_rfs {
 	uint64_t asynclag_bytes;    /* async mode queue bound; default 64 MiB */
 	uint64_t maxinflight_bytes; /* in-flight ceiling; default 64 MiB */
 	enum conf_sb_policy sb_policy; /* splitbrain_policy; default disconnect */
+	uint32_t reiblocksize;         /* bytes per resync checksum; default 4096 */
+	enum conf_compress reicompress; /* resync data compression; default auto */
 	struct conf_replicated *repl;
 	size_t n_repl;
 };

@@ -1307,7 +1307,9 @@ fill_rfs(struct pctx *p, const xmlNode *n)
 	static const char *const asyncs[] = { "second", "none", "async" };
 	static const char *const sbs[] = { "disconnect", "discard-zero-changes",
 		                           "discard-least-changes" };
+	static const char *const zs[] = { "auto", "off", "on" };
 	struct conf_rfs *r = &p->c->rfs;
+	uint64_t bs;
 	const xmlNode *xs[64];
 	int64_t bw;
 	size_t i = 0;
@@ -1326,6 +1328,12 @@ fill_rfs(struct pctx *p, const xmlNode *n)
 	r->reiallowedbw_kbps = (uint64_t)bw;
 	(void)get_size(p, n, "asynclag", 64 * MIB, 64 * KIB, 64 * GIB, &r->asynclag_bytes);
 	(void)get_size(p, n, "maxinflight", 64 * MIB, 64 * KIB, 64 * GIB, &r->maxinflight_bytes);
+	v = get_enum(p, n, "reicompress", zs, ARRAY_SIZE(zs), CONF_COMPRESS_AUTO);
+	r->reicompress = v < 0 ? CONF_COMPRESS_AUTO : (enum conf_compress)v;
+	if (get_size(p, n, "reiblocksize", 4 * KIB, 4 * KIB, MIB, &bs) && (bs & (bs - 1)) != 0)
+		err_at(p, n, "reiblocksize", "must be a power of two (4K, 8K, ... 1M), not %llu",
+		       (unsigned long long)bs);
+	r->reiblocksize = (uint32_t)bs;
 
 	r->repl = mr_xcalloc(count_children(n, "replicated"), sizeof(*r->repl));
 	for (const xmlNode *x = n->children; x; x = x->next) {
@@ -1747,6 +1755,7 @@ conf_cluster_canonical(const struct cluster_conf *c)
 	static const char *const asyncs[] = { "second", "none", "async" };
 	static const char *const sbs[] = { "disconnect", "discard-zero-changes",
 		                           "discard-least-changes" };
+	static const char *const zs[] = { "auto", "off", "on" };
 	static const char *const kinds[] = { "tcp", "ping", "intf", "ip", "custom" };
 	char *buf = NULL;
 	size_t len = 0;
@@ -1840,6 +1849,8 @@ conf_cluster_canonical(const struct cluster_conf *c)
 		put_fmt(f, "rfs.maxinflight_bytes", "%llu",
 		        (unsigned long long)c->rfs.maxinflight_bytes);
 		put_kv(f, "rfs.splitbrain_policy", sbs[c->rfs.sb_policy]);
+		put_fmt(f, "rfs.reiblocksize", "%u", c->rfs.reiblocksize);
+		put_kv(f, "rfs.reicompress", zs[c->rfs.reicompress]);
 		put_fmt(f, "rfs.n", "%zu", c->rfs.n_repl);
 		for (size_t i = 0; i < c->rfs.n_repl; i++) {
 			const struct conf_replicated *r = &c->rfs.repl[i];

@@ -264,7 +264,7 @@ int
 mirror_verify(struct mrd *m, char *msg, size_t msg_len)
 {
 	struct mirror *mi = m->mirror;
-	struct resync_opts o = { .ahead = 1, .verify = true };
+	struct resync_opts o = { .ahead = 1, .verify = true, .block = m->conf->rfs.reiblocksize };
 	int r;
 
 	if (mi == NULL || mi->role != MIRROR_PRIMARY) {
@@ -674,8 +674,14 @@ start_resync(struct mrd *m)
 	/* nbrei: SafeKit's parallel reintegration threads; here the files whose
 	 * checksums the target computes ahead of the one being sent (x4: a
 	 * hash answer is cheap to hold) */
-	struct resync_opts o = { .ahead = m->conf->rfs.nbrei * 4u,
-		                 .bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps };
+	struct resync_opts o = {
+		.ahead = m->conf->rfs.nbrei * 4u,
+		.bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps,
+		.block = m->conf->rfs.reiblocksize,
+		.compress = m->conf->rfs.reicompress == CONF_COMPRESS_OFF  ? RESYNC_COMPRESS_OFF
+		            : m->conf->rfs.reicompress == CONF_COMPRESS_ON ? RESYNC_COMPRESS_ON
+		                                                           : RESYNC_COMPRESS_AUTO,
+	};
 	int r;
 
 	mi->wait_list = false;

@@ -53,6 +53,8 @@ enum proto_rs_type {
  * "name\0" then a u32 (big-endian) value length and the value; the target
  * makes its set exactly that (not sent for symlinks). */
 #define PROTO_RS_META_XATTRS 1u
+/* RS_DATA flags: data is zlib (RFC 1950) of `size` bytes (<= PROTO_MAX_DATA) */
+#define PROTO_RS_DATA_ZLIB 1u
 
 #define PROTO_RS_MIN PROTO_RS_BEGIN
 #define PROTO_RS_MAX PROTO_RS_LINK

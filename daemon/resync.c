@@ -62,11 +62,11 @@
 #include "util.h"
 
 #include <xxhash.h>
+#include <zlib.h>
 
 #define RESYNC_CHUNK      (1024u * 1024u)
-#define RESYNC_BLOCK      DIRTY_BLOCK /* the unit compared by hash, and marked */
-/* bytes whose hashes fit one RS_HASHES frame */
-#define RESYNC_RANGE ((uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * RESYNC_BLOCK)
+#define RESYNC_ZCHUNK     (256u * 1024u) /* when compressing (zlib runs under the lock) */
+#define RESYNC_ZSKIP      16u /* chunks sent plain after one that did not compress */
 #define RESYNC_MAX_PASSES 10u
 #define RESYNC_AHEAD      64u /* most files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
@@ -118,6 +118,12 @@ struct resync {
 	atomic_uint_fast64_t differ_files;
 	atomic_uint_fast64_t differ_bytes;
 	uint64_t bw;         /* bytes per second, or 0 */
+	uint32_t block;      /* the unit compared by hash (<rfs reiblocksize>) */
+	enum resync_compress compress;
+	uint64_t z_rate;     /* resync thread: zlib level 1 measured, bytes/s (0: not yet) */
+	unsigned z_skip;     /* resync thread: chunks to send plain before trying again */
+	Bytef *zbuf;         /* resync thread: compressBound(RESYNC_CHUNK) bytes */
+	atomic_uint_fast64_t z_in, z_out; /* bytes compressed, and what they became */
 	pthread_t thread;
 	uv_async_t async;
 	uint64_t start_ms;
@@ -150,6 +156,43 @@ struct resync {
 	struct rs_linked *links; /* resync thread: files with st_nlink > 1 met this pass */
 	size_t n_links, cap_links;
 };
+
+/* Bytes whose hashes fit one RS_HASHES frame. */
+static uint64_t
+rs_range(const struct resync *rs)
+{
+	return (uint64_t)(PROTO_MAX_DATA / PROTO_HASH_LEN) * rs->block;
+}
+
+/* Should the next chunk be compressed? With "auto", only when the link is
+ * known to be slower than zlib: a bandwidth cap (<rfs reiallowedbw>) below
+ * the compressor's measured rate. On an uncapped LAN link TLS moves
+ * 0.5-0.9 GB/s and zlib level 1 deflates 70-130 MB/s per core: never. */
+static bool
+want_zlib(struct resync *rs)
+{
+	if (rs->compress == RESYNC_COMPRESS_OFF || rs->zbuf == NULL)
+		return false;
+	if (rs->z_skip > 0) {
+		rs->z_skip--;
+		return false;
+	}
+	if (rs->compress == RESYNC_COMPRESS_ON)
+		return true;
+	return rs->bw > 0 && (rs->z_rate == 0 || rs->z_rate > rs->bw + rs->bw / 4);
+}
+
+/* Bytes read under the lock at a time (a multiple of the block). */
+static size_t
+rs_chunk(const struct resync *rs)
+{
+	size_t c = rs->compress != RESYNC_COMPRESS_OFF && rs->zbuf != NULL &&
+	                           (rs->compress == RESYNC_COMPRESS_ON || rs->bw > 0)
+	                   ? RESYNC_ZCHUNK
+	                   : RESYNC_CHUNK;
+
+	return c < rs->block ? rs->block : c;
+}
 
 /* Under the lock: does p's name still lead to the inode read? Checked again
  * only after a namespace op. */
@@ -373,7 +416,31 @@ queue_data_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off
 		              .data_len = (uint32_t)len };
 
 	set_path(&o, path);
-	atomic_fetch_add(&rs->sent_bytes, len);
+	if (len >= 1024 && want_zlib(rs)) {
+		uLongf zlen = compressBound((uLong)len);
+		struct timespec t0, t1;
+		uint64_t us;
+
+		(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+
+		if (compress2(rs->zbuf, &zlen, (const Bytef *)buf, (uLong)len, 1) == Z_OK &&
+		    zlen < len - len / 10) {
+			(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+			us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000L +
+			                (t1.tv_nsec - t0.tv_nsec) / 1000L) + 1;
+			rs->z_rate = rs->z_rate == 0 ? len * 1000000u / us
+			                             : (rs->z_rate * 3 + len * 1000000u / us) / 4;
+			o.flags = PROTO_RS_DATA_ZLIB;
+			o.size = len;
+			o.data = (const char *)rs->zbuf;
+			o.data_len = (uint32_t)zlen;
+			atomic_fetch_add(&rs->z_in, len);
+			atomic_fetch_add(&rs->z_out, zlen);
+		} else {
+			rs->z_skip = RESYNC_ZSKIP; /* does not compress: plain for a while */
+		}
+	}
+	atomic_fetch_add(&rs->sent_bytes, o.data_len);
 	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
 
@@ -387,9 +454,9 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 	size_t bo, run = SIZE_MAX;
 	int r = 0;
 
-	for (bo = 0; r == 0 && bo < len; bo += RESYNC_BLOCK) {
-		size_t bl = len - bo < RESYNC_BLOCK ? len - bo : RESYNC_BLOCK;
-		uint64_t idx = (off - range + bo) / RESYNC_BLOCK;
+	for (bo = 0; r == 0 && bo < len; bo += rs->block) {
+		size_t bl = len - bo < rs->block ? len - bo : rs->block;
+		uint64_t idx = (off - range + bo) / rs->block;
 		bool same = false;
 
 		if (idx < n) {
@@ -416,7 +483,7 @@ static uint64_t
 queue_hashreq(struct resync *rs, uint8_t dir, const char *path, uint64_t off, uint64_t len)
 {
 	struct proto_op o = { .type = PROTO_RS_HASHREQ, .off = off, .size = len,
-		              .rdev = RESYNC_BLOCK };
+		              .rdev = rs->block };
 	uint64_t req;
 
 	set_path(&o, path);
@@ -437,8 +504,8 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 	int r = 0;
 
 	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
-		size_t want = range + len - off < RESYNC_CHUNK ? (size_t)(range + len - off)
-		                                               : RESYNC_CHUNK;
+		size_t chunk = rs_chunk(rs);
+		size_t want = range + len - off < chunk ? (size_t)(range + len - off) : chunk;
 		ssize_t got;
 
 		throttle(rs);
@@ -462,7 +529,7 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 }
 
 /* Finish the oldest pending file: its first range against the answer, then
- * each further range of up to RESYNC_RANGE bytes (RS_HASHREQ, the answer,
+ * each further range of up to rs_range() bytes (RS_HASHREQ, the answer,
  * RS_DATA for the blocks that differ), then the times. */
 static int
 file_finish(struct resync *rs)
@@ -483,7 +550,7 @@ file_finish(struct resync *rs)
 		range += len;
 		if (r != 0 || range >= size)
 			break;
-		len = size - range < RESYNC_RANGE ? size - range : RESYNC_RANGE;
+		len = size - range < rs_range(rs) ? size - range : rs_range(rs);
 		req = queue_hashreq(rs, p->dir, p->path, range, len);
 		if (req == 0)
 			r = -ENOTCONN;
@@ -550,7 +617,7 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 	(void)snprintf(p->path, sizeof(p->path), "%s", path);
 	p->dir = dir;
 	p->fd = fd;
-	p->len = o.size < RESYNC_RANGE ? o.size : RESYNC_RANGE;
+	p->len = o.size < rs_range(rs) ? o.size : rs_range(rs);
 	p->req = 0;
 	if (o.size > 0 && (p->req = queue_hashreq(rs, dir, path, 0, p->len)) == 0)
 		r = -ENOTCONN;
@@ -565,7 +632,7 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 	int r = 0;
 
 	while (r == 0 && len > 0 && !stopping(rs)) {
-		size_t want = len < RESYNC_CHUNK ? (size_t)len : RESYNC_CHUNK;
+		size_t want = len < rs_chunk(rs) ? (size_t)len : rs_chunk(rs);
 		ssize_t got;
 
 		throttle(rs);
@@ -615,16 +682,16 @@ pass_file_marked(struct resync *rs, uint8_t dir, const char *path, const struct 
 	repl_rs_unlock(rs->r);
 	(void)snprintf(p.path, sizeof(p.path), "%s", path);
 	p.fd = fd;
-	n_blocks = (size + RESYNC_BLOCK - 1) / RESYNC_BLOCK;
+	n_blocks = (size + DIRTY_BLOCK - 1) / DIRTY_BLOCK;
 	for (i = 0; r == 0 && i <= n_blocks; i++) {
 		bool need = i < n_blocks &&
 		            (dirty_file_block(f, i) ||
-		             ((f->flags & DIRTY_F_TRUNC) && (i + 1) * RESYNC_BLOCK > f->trunc_from));
+		             ((f->flags & DIRTY_F_TRUNC) && (i + 1) * DIRTY_BLOCK > f->trunc_from));
 
 		if (need && run == UINT64_MAX)
 			run = i;
 		else if (!need && run != UINT64_MAX) {
-			uint64_t off = run * RESYNC_BLOCK, end = i * RESYNC_BLOCK;
+			uint64_t off = run * DIRTY_BLOCK, end = i * DIRTY_BLOCK;
 
 			r = send_plain(rs, &p, off, (end < size ? end : size) - off);
 			run = UINT64_MAX;
@@ -645,12 +712,12 @@ pass_file_marked(struct resync *rs, uint8_t dir, const char *path, const struct 
 	return r;
 }
 
-/* The XXH3-128 (canonical) of each RESYNC_BLOCK of buf, the last one short. */
+/* The XXH3-128 (canonical) of each block of buf, the last one short. */
 static void
-hash_blocks(const char *buf, size_t len, uint8_t *out)
+hash_blocks(const char *buf, size_t len, uint32_t block, uint8_t *out)
 {
-	for (size_t bo = 0; bo < len; bo += RESYNC_BLOCK, out += PROTO_HASH_LEN) {
-		size_t bl = len - bo < RESYNC_BLOCK ? len - bo : RESYNC_BLOCK;
+	for (size_t bo = 0; bo < len; bo += block, out += PROTO_HASH_LEN) {
+		size_t bl = len - bo < block ? len - bo : block;
 		XXH128_canonical_t can;
 
 		XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
@@ -666,7 +733,7 @@ static int
 verify_file(struct resync *rs, uint8_t dir, const char *path)
 {
 	uint64_t off = 0, size = 0, diff_blocks = 0;
-	uint32_t max_n = VERIFY_RANGE / RESYNC_BLOCK;
+	uint32_t max_n = VERIFY_RANGE / rs->block;
 	uint8_t *mine = malloc((size_t)max_n * PROTO_HASH_LEN);
 	struct stat st;
 	bool missing = false;
@@ -682,7 +749,7 @@ verify_file(struct resync *rs, uint8_t dir, const char *path)
 		return 0; /* gone meanwhile */
 	}
 	do {
-		struct proto_op o = { .type = PROTO_RS_HASHREQ, .off = off, .rdev = RESYNC_BLOCK };
+		struct proto_op o = { .type = PROTO_RS_HASHREQ, .off = off, .rdev = rs->block };
 		struct rs_answer *a;
 		uint32_t n = 0, i;
 		uint64_t req;
@@ -699,10 +766,10 @@ verify_file(struct resync *rs, uint8_t dir, const char *path)
 			got = pread(fd, rs->buf, want, (off_t)(off + at));
 			if (got <= 0)
 				break;
-			hash_blocks(rs->buf, (size_t)got, mine + (size_t)n * PROTO_HASH_LEN);
-			n += (uint32_t)(((size_t)got + RESYNC_BLOCK - 1) / RESYNC_BLOCK);
+			hash_blocks(rs->buf, (size_t)got, rs->block, mine + (size_t)n * PROTO_HASH_LEN);
+			n += (uint32_t)(((size_t)got + rs->block - 1) / rs->block);
 			at += (uint64_t)got;
-			if ((size_t)got < want || (size_t)got % RESYNC_BLOCK != 0)
+			if ((size_t)got < want || (size_t)got % rs->block != 0)
 				break;
 		}
 		set_path(&o, path);
@@ -731,7 +798,7 @@ verify_file(struct resync *rs, uint8_t dir, const char *path)
 	atomic_fetch_add(&rs->files, 1);
 	if (r == 0 && diff_blocks > 0) {
 		atomic_fetch_add(&rs->differ_files, 1);
-		atomic_fetch_add(&rs->differ_bytes, diff_blocks * RESYNC_BLOCK);
+		atomic_fetch_add(&rs->differ_bytes, diff_blocks * rs->block);
 		log_warn("verify: differs dir=%u path=\"%s\" blocks=%" PRIu64 "%s", dir, path,
 		         diff_blocks, missing ? " (missing or empty on the peer)" : "");
 		pthread_mutex_lock(&rs->mu);
@@ -1074,8 +1141,10 @@ resync_main(void *arg)
 	unsigned pass;
 	char why[160];
 
-	rs->buf = malloc(RESYNC_CHUNK);
+	rs->buf = malloc(RESYNC_CHUNK > rs->block ? RESYNC_CHUNK : rs->block);
 	rs->xattr_buf = malloc(PROTO_MAX_DATA);
+	if (rs->compress != RESYNC_COMPRESS_OFF)
+		rs->zbuf = malloc(compressBound(RESYNC_CHUNK));
 	if (rs->buf == NULL || rs->xattr_buf == NULL) {
 		finish(rs, false, "out of memory");
 		return NULL;
@@ -1163,11 +1232,12 @@ async_cb(uv_async_t *a)
 		return;
 	}
 	log_notice("resync: %s passes=%u files=%" PRIu64 " unchanged_files=%" PRIu64
-	           " compared_bytes=%" PRIu64 " sent_bytes=%" PRIu64 " ms=%" PRIu64
-	           " reason=\"%s\"",
+	           " compared_bytes=%" PRIu64 " sent_bytes=%" PRIu64 " zlib_in=%" PRIu64
+	           " zlib_out=%" PRIu64 " ms=%" PRIu64 " reason=\"%s\"",
 	           ok ? "done" : "stopped", atomic_load(&rs->pass), atomic_load(&rs->files),
 	           atomic_load(&rs->skipped), atomic_load(&rs->bytes),
-	           atomic_load(&rs->sent_bytes), mr_now_ms() - rs->start_ms, why);
+	           atomic_load(&rs->sent_bytes), atomic_load(&rs->z_in), atomic_load(&rs->z_out),
+	           mr_now_ms() - rs->start_ms, why);
 	rs->done(rs->ctx, ok, why);
 }
 
@@ -1192,6 +1262,11 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	                : opts->ahead > RESYNC_AHEAD ? RESYNC_AHEAD
 	                                             : opts->ahead;
 	rs->bw = opts->bw_kbytes_s * 1024u;
+	rs->block = opts->block >= DIRTY_BLOCK && opts->block <= RESYNC_CHUNK &&
+	                            (opts->block & (opts->block - 1)) == 0
+	                    ? opts->block
+	                    : DIRTY_BLOCK;
+	rs->compress = opts->compress;
 	rs->verify = opts->verify;
 	rs->differ = json_array();
 	rs->start_ms = mr_now_ms();
@@ -1204,10 +1279,14 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 		uv_close((uv_handle_t *)&rs->async, NULL);
 		return -e; /* (rs leaks until the loop closes: startup only) */
 	}
-	log_notice("%s: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64,
+	log_notice("%s: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64
+	           " block=%u compress=%s",
 	           rs->verify ? "verify" : "resync", n_dirs,
 	           rs->verify ? "verify" : dirty != NULL ? "changed" : "compare", rs->ahead_max,
-	           opts->bw_kbytes_s);
+	           opts->bw_kbytes_s, rs->block,
+	           rs->compress == RESYNC_COMPRESS_OFF  ? "off"
+	           : rs->compress == RESYNC_COMPRESS_ON ? "on"
+	                                                : "auto");
 	*out = rs;
 	return 0;
 }
@@ -1228,7 +1307,7 @@ resync_on_result(struct resync *rs, uint64_t end_seq, uint64_t failures)
 void
 resync_on_hashes(struct resync *rs, const struct proto_rs_hashes *h)
 {
-	uint32_t n = h->block_size == RESYNC_BLOCK ? h->n : 0;
+	uint32_t n = h->block_size == rs->block ? h->n : 0;
 	struct rs_answer *a;
 
 	if (rs == NULL)
@@ -1301,7 +1380,7 @@ resync_status(struct resync *rs, json_t *result)
 	pthread_mutex_unlock(&rs->mu);
 	json_object_set_new(
 	        result, "resync",
-	        json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "state",
+	        json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "state",
 	                  finished ? "finished" : "running", "mode",
 	                  rs->dirty != NULL ? "changed" : "compare", "pass",
 	                  (int)atomic_load(&rs->pass), "unchanged_files",
@@ -1309,7 +1388,9 @@ resync_status(struct resync *rs, json_t *result)
 	                  "files", (json_int_t)files, "bytes", (json_int_t)bytes, "sent_bytes",
 	                  (json_int_t)atomic_load(&rs->sent_bytes), "total_bytes",
 	                  (json_int_t)total, "rate_bps", (json_int_t)rate, "eta_s",
-	                  (json_int_t)(rate > 0 && total > bytes ? (total - bytes) / rate : 0)));
+	                  (json_int_t)(rate > 0 && total > bytes ? (total - bytes) / rate : 0),
+	                  "zlib_in", (json_int_t)atomic_load(&rs->z_in), "zlib_out",
+	                  (json_int_t)atomic_load(&rs->z_out), "block", (int)rs->block));
 }
 
 static void
@@ -1327,6 +1408,7 @@ close_cb(uv_handle_t *h)
 	}
 	free(rs->buf);
 	free(rs->xattr_buf);
+	free(rs->zbuf);
 	links_clear(rs);
 	free(rs->links);
 	json_decref(rs->differ);

@@ -27,8 +27,18 @@ typedef void (*resync_done_fn)(void *ctx, bool ok, const char *why);
  * their marked blocks sent; without, every file is compared by block
  * checksums. Returns 0 or -errno. Loop thread. */
 struct dirty;
+/* <rfs reicompress>: zlib level 1 for RS_DATA. */
+enum resync_compress {
+	RESYNC_COMPRESS_AUTO = 0, /* when the link is slower than zlib (a bandwidth cap) */
+	RESYNC_COMPRESS_OFF,
+	RESYNC_COMPRESS_ON, /* whenever a chunk shrinks by 10% or more */
+};
+
 struct resync_opts {
 	unsigned ahead;       /* files hashed ahead of the one sent (<rfs nbrei>), >= 1 */
+	uint32_t block;       /* bytes per checksum (<rfs reiblocksize>): a power of two,
+	                       * 4 KiB .. 1 MiB; other values: 4 KiB */
+	enum resync_compress compress;
 	uint64_t bw_kbytes_s; /* cap on resync data sent, KB/s (<rfs reiallowedbw>); 0: none */
 	bool verify;          /* `mirrorctl verify`: compare only, change nothing (see
 	                       * resync.c), results in resync_status() under "verify" */

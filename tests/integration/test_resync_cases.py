@@ -51,6 +51,24 @@ for i in range(n):
 print("made")
 """
 
+# Compressible files: numbered text lines (root, n, size).
+TEXT = r"""
+import os, sys
+root, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(os.path.join(root, "text"), exist_ok=True)
+for i in range(n):
+    line, lines, k = b"", [], 0
+    total = 0
+    while total < size:
+        line = b"%08d the quick brown fox jumps over the lazy dog, file %d\n" % (k, i)
+        lines.append(line)
+        total += len(line)
+        k += 1
+    with open(os.path.join(root, "text", "t%02d" % i), "wb") as f:
+        f.write(b"".join(lines)[:size])
+print("made")
+"""
+
 # Changes made by the primary alone: each kind of op the dirty set follows.
 CHANGES = r"""
 import os, sys
@@ -271,6 +289,35 @@ class ResyncCases(tf.Failover):
         self.assertGreaterEqual(sent, 12 << 20)
         # at most one chunk (1 MiB) ahead of the cap
         self.assertGreaterEqual(ms / 1000.0, (sent - (1 << 20)) / 1024.0 / cap_kb * 0.95, line)
+
+    def test_compression_under_a_cap_and_a_larger_block(self):
+        """<rfs reicompress="auto">: under a bandwidth cap (a link slower than zlib)
+        compressible data travels deflated, and the cap counts the bytes on the wire;
+        <rfs reiblocksize="64K">: checksums per 64 KiB, in the resync and in verify."""
+        cfg = tf.CONFIG.replace("<rfs ", '<rfs reiallowedbw="8192" reiblocksize="64K" ', 1)
+        self.open_cluster(cfg)
+        c = self.c
+        c.start_daemon("n1")
+        c.start_daemon("n2")
+        self.wait_states({"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")})
+        self.run_py("n1", TEXT, self.real("n1"), "6", str(4 << 20))  # 24 MiB of text
+        self.run_py("n2", TEXT, self.real("n2"), "3", str(4 << 20))  # half of it there
+        off = self.log_len("n1")
+        rc, out, err = c.ctl("n1", "prim")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 120)
+        self.assert_identical()
+        log = self.log_from("n1", off)
+        self.assertIn("block=65536 compress=auto", log)
+        line = self.resync_line(log)
+        ht.log(line)
+        z_in, z_out = self.field(line, "zlib_in"), self.field(line, "zlib_out")
+        # the three files n2 lacked (12 MiB) went deflated; the three it had, not at all
+        self.assertGreaterEqual(z_in, 12 << 20, line)
+        self.assertLess(z_out, z_in // 3, line)
+        self.assertLess(self.field(line, "sent_bytes"), 6 << 20, line)
+        rc, out, err = c.ctl("n1", "verify")
+        self.assertEqual(rc, 0, out + err)
 
     def test_xattrs_and_hard_links_are_resynced(self):
         """Extended attributes (in both kinds of resync) and hard links (a link made

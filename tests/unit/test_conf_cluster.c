@@ -273,6 +273,7 @@ static const struct bad_case bad_cases[] = {
 	{ "bad-unknown-attr.xml", 4, "<heart> @colour: The attribute 'colour' is not allowed" },
 	{ "bad-enum-async.xml", 10,
 	  "<rfs> @async: The value 'sometimes' is not an element of the set" },
+	{ "bad-reiblocksize.xml", 10, "<rfs> @reiblocksize: must be a power of two" },
 	{ "bad-duration.xml", 4,
 	  "<heart> @pulse: \"5 parsecs\" is not valid; expected a duration" },
 	{ "bad-one-node.xml", 5, "<heartbeat>: has 1 <server> element; expected exactly 2" },
@@ -486,6 +487,8 @@ minimal_defaults(void **state)
 	assert_int_equal(c->rfs.reitimeout_ms, 150000);
 	assert_int_equal(c->rfs.nbrei, 6);
 	assert_int_equal(c->rfs.reiallowedbw_kbps, 0);
+	assert_int_equal(c->rfs.reiblocksize, 4096);
+	assert_int_equal(c->rfs.reicompress, CONF_COMPRESS_AUTO);
 	assert_int_equal(c->rfs.asynclag_bytes, 64ull << 20);
 	assert_int_equal(c->rfs.maxinflight_bytes, 64ull << 20);
 	assert_int_equal(c->rfs.n_repl, 1);
@@ -563,6 +566,8 @@ full_example_fields(void **state)
 	assert_int_equal(c->rfs.reitimeout_ms, 300000);
 	assert_int_equal(c->rfs.nbrei, 8);
 	assert_int_equal(c->rfs.reiallowedbw_kbps, 50000);
+	assert_int_equal(c->rfs.reiblocksize, 64 * 1024);
+	assert_int_equal(c->rfs.reicompress, CONF_COMPRESS_ON);
 	assert_int_equal(c->rfs.asynclag_bytes, 128ull << 20);
 	assert_int_equal(c->rfs.maxinflight_bytes, 1ull << 30);
 	assert_int_equal(c->rfs.n_repl, 2);
@@ -778,6 +783,8 @@ hash_sees_every_effective_change(void **state)
 		{ "<rfs>", "<rfs async=\"none\">" },
 		{ "<rfs>", "<rfs nbrei=\"7\">" },
 		{ "<rfs>", "<rfs maxinflight=\"32M\">" },
+		{ "<rfs>", "<rfs reiblocksize=\"64K\">" },
+		{ "<rfs>", "<rfs reicompress=\"off\">" },
 		{ "/db\"/>", "/db2\"/>" },
 		{ "/db\"/>", "/db\" mode=\"read_only\"/>" },
 		{ "/db\"/>", "/db\"><tocheck path=\"x\"/></replicated>" },
