@@ -43,6 +43,7 @@ struct repl_rec {
 	struct repl_rec *next;
 	struct shim_op *op;   /* owned until completed (live op), or NULL */
 	struct proto_op *rs;  /* a resync record (owned, freed when completed), or NULL */
+	bool rs_pooled;       /* rs is a data area's buffer (back to the pool) */
 	uint64_t seq;
 	size_t bytes;
 	uint64_t t_ms; /* when queued (loop thread) */
@@ -85,6 +86,11 @@ struct repl {
 	void *diverge_ctx;
 	uint64_t ns_changes; /* renames and links taken (a resync pass must run again) */
 	uint64_t ns_ops;     /* any op that can change which inode a name leads to */
+	/* resync data areas (repl_rs_data_area): free buffers, kept while the
+	 * engine runs so that the pages are not faulted in again for each chunk */
+	pthread_mutex_t pool_mu;
+	struct pool_buf *pool;
+	unsigned pool_n;
 
 	/* loop thread only */
 	struct rec_list unsent;
@@ -95,6 +101,73 @@ struct repl {
 	uv_timer_t timer;
 	int pending_closes;
 };
+
+/* A resync data area's buffer: the record, then the data, then the paths. */
+#define POOL_DATA_OFF  sizeof(struct proto_op)
+#define POOL_BUF_SIZE  (POOL_DATA_OFF + PROTO_MAX_DATA + 2u * (PROTO_MAX_STR + 1u))
+#define POOL_MAX       96u /* 96 MiB kept at most (the in-flight ceiling is 64 MiB) */
+
+struct pool_buf {
+	struct pool_buf *next;
+};
+
+static void *
+pool_get(struct repl *r)
+{
+	struct pool_buf *b;
+
+	pthread_mutex_lock(&r->pool_mu);
+	b = r->pool;
+	if (b != NULL) {
+		r->pool = b->next;
+		r->pool_n--;
+	}
+	pthread_mutex_unlock(&r->pool_mu);
+	return b != NULL ? (void *)b : malloc(POOL_BUF_SIZE);
+}
+
+static void
+pool_put(struct repl *r, void *p)
+{
+	struct pool_buf *b = p;
+
+	pthread_mutex_lock(&r->pool_mu);
+	if (r->pool_n < POOL_MAX) {
+		b->next = r->pool;
+		r->pool = b;
+		r->pool_n++;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&r->pool_mu);
+	free(b);
+}
+
+static void
+pool_free(struct repl *r)
+{
+	while (r->pool != NULL) {
+		struct pool_buf *b = r->pool;
+
+		r->pool = b->next;
+		free(b);
+	}
+	r->pool_n = 0;
+}
+
+void *
+repl_rs_data_area(struct repl *r)
+{
+	char *b = pool_get(r);
+
+	return b != NULL ? b + POOL_DATA_OFF : NULL;
+}
+
+void
+repl_rs_data_area_free(struct repl *r, void *area)
+{
+	if (area != NULL)
+		pool_put(r, (char *)area - POOL_DATA_OFF);
+}
 
 static void
 list_append(struct rec_list *l, struct repl_rec *rec)
@@ -227,6 +300,40 @@ repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
 	rec->rs = o;
 	rec->dir = dir;
 	rec->bytes = REPL_REC_OVERHEAD + plen + p2len + dlen;
+	rec->seq = ++r->last_seq;
+	o->seq = rec->seq;
+	r->inflight_bytes += rec->bytes;
+	r->inflight_ops++;
+	list_append(&r->incoming, rec);
+	(void)uv_async_send(&r->wake);
+	return rec->seq;
+}
+
+uint64_t
+repl_rs_queue_area_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
+{
+	char *b = (char *)op->data - POOL_DATA_OFF;
+	struct proto_op *o = (struct proto_op *)(void *)b;
+	char *paths = b + POOL_DATA_OFF + PROTO_MAX_DATA;
+	size_t plen = op->path.len;
+	struct repl_rec *rec;
+
+	MR_BUG_ON(op->data_len > PROTO_MAX_DATA || plen > PROTO_MAX_STR || op->path2.len > 0);
+	if (!r->link_up || r->stopping || (rec = calloc(1, sizeof(*rec))) == NULL) {
+		pool_put(r, b);
+		return 0;
+	}
+	*o = *op;
+	if (plen > 0)
+		memcpy(paths, op->path.p, plen);
+	paths[plen] = '\0';
+	o->path.p = paths;
+	o->path2 = (struct proto_str){ "", 0 };
+	o->name = (struct proto_str){ "", 0 };
+	rec->rs = o;
+	rec->rs_pooled = true;
+	rec->dir = dir;
+	rec->bytes = REPL_REC_OVERHEAD + plen + op->data_len;
 	rec->seq = ++r->last_seq;
 	o->seq = rec->seq;
 	r->inflight_bytes += rec->bytes;
@@ -396,7 +503,9 @@ complete_list(struct repl *r, struct rec_list *l)
 	while ((rec = list_pop(l)) != NULL) {
 		bytes += rec->bytes;
 		ops++;
-		if (rec->rs != NULL) {
+		if (rec->rs != NULL && rec->rs_pooled) {
+			pool_put(r, rec->rs);
+		} else if (rec->rs != NULL) {
 			free(rec->rs);
 		} else {
 			dirty_done(r->dirty, rec->dir, rec->op);
@@ -640,6 +749,7 @@ repl_new(uv_loop_t *loop, const struct conf_rfs *rfs, size_t n_dirs, uint64_t st
 	r->sendtimeout_ms = rfs->sendtimeout_ms;
 	r->last_seq = r->acked_seq = start_seq;
 	MR_BUG_ON(pthread_mutex_init(&r->mu, NULL) != 0);
+	MR_BUG_ON(pthread_mutex_init(&r->pool_mu, NULL) != 0);
 	MR_BUG_ON(pthread_cond_init(&r->room, NULL) != 0);
 	MR_BUG_ON(uv_async_init(loop, &r->wake, wake_cb) != 0);
 	MR_BUG_ON(uv_timer_init(loop, &r->timer) != 0);
@@ -657,6 +767,8 @@ close_cb(uv_handle_t *h)
 
 	if (--r->pending_closes > 0)
 		return;
+	pool_free(r);
+	pthread_mutex_destroy(&r->pool_mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->room);
 	free(r->dirs);

@@ -86,6 +86,13 @@ int repl_check_pairing(struct repl *r, uint64_t peer_last_seq, char *why, size_t
 void repl_rs_lock(struct repl *r);
 uint64_t repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op);
 void repl_rs_unlock(struct repl *r);
+/* RS_DATA without a copy: a data area of PROTO_MAX_DATA bytes (no lock
+ * needed; NULL when out of memory) that the caller fills, then queues with
+ * repl_rs_queue_area_locked() (op->data = the area, no path2), which owns it
+ * from then on whatever it returns; or gives back unused. */
+void *repl_rs_data_area(struct repl *r);
+uint64_t repl_rs_queue_area_locked(struct repl *r, uint8_t dir, const struct proto_op *op);
+void repl_rs_data_area_free(struct repl *r, void *area);
 /* Renames and links taken so far (a pass during which some happened must run
  * again: a moved directory may have escaped it). */
 uint64_t repl_rs_ns_changes(struct repl *r);

@@ -493,6 +493,8 @@ queue_hashreq(struct resync *rs, uint8_t dir, const char *path, uint64_t off, ui
 	return req;
 }
 
+static int send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len);
+
 /* Compare and send [range, range + len) of the pending file p against the
  * answer a. Returns 0, -errno, or 1 when the name no longer leads to the
  * inode read (the stream has that story). */
@@ -503,6 +505,8 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 	uint64_t off;
 	int r = 0;
 
+	if (a->n == 0)
+		return send_plain(rs, p, range, len); /* nothing there: no block to compare */
 	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
 		size_t chunk = rs_chunk(rs);
 		size_t want = range + len - off < chunk ? (size_t)(range + len - off) : chunk;
@@ -625,7 +629,8 @@ pass_file(struct resync *rs, uint8_t dir, const char *path)
 	return r;
 }
 
-/* Queue RS_DATA for [off, off + len) of p as it is now, without comparing. */
+/* Queue RS_DATA for [off, off + len) of p as it is now, without comparing.
+ * Uncompressed chunks are read straight into their record (no copy). */
 static int
 send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 {
@@ -633,18 +638,30 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 
 	while (r == 0 && len > 0 && !stopping(rs)) {
 		size_t want = len < rs_chunk(rs) ? (size_t)len : rs_chunk(rs);
+		char *area = rs_chunk(rs) == RESYNC_CHUNK ? repl_rs_data_area(rs->r) : NULL;
 		ssize_t got;
 
 		throttle(rs);
 		repl_rs_lock(rs->r);
 		if (!same_inode_locked(rs, p)) {
 			repl_rs_unlock(rs->r);
+			repl_rs_data_area_free(rs->r, area);
 			return 1; /* another file has the name now: the stream has its story */
 		}
-		got = pread(p->fd, rs->buf, want, (off_t)off);
-		if (got > 0)
+		got = pread(p->fd, area != NULL ? area : rs->buf, want, (off_t)off);
+		if (got > 0 && area != NULL) {
+			struct proto_op o = { .type = PROTO_RS_DATA, .off = off, .data = area,
+				              .data_len = (uint32_t)got };
+
+			set_path(&o, p->path);
+			atomic_fetch_add(&rs->sent_bytes, (uint64_t)got);
+			r = repl_rs_queue_area_locked(rs->r, p->dir, &o) != 0 ? 0 : -ENOTCONN;
+			area = NULL; /* the record's now */
+		} else if (got > 0) {
 			r = queue_data_locked(rs, p->dir, p->path, off, rs->buf, (size_t)got);
+		}
 		repl_rs_unlock(rs->r);
+		repl_rs_data_area_free(rs->r, area);
 		if (got <= 0)
 			break; /* shrunk meanwhile: the stream has the truncate */
 		off += (uint64_t)got;
