@@ -58,6 +58,26 @@ struct fmap_ent {
 	unsigned refs; /* OPEN/CREATE minus RELEASE of this file id */
 };
 
+/*
+ * Large aligned RS_DATA chunks can be written through the page cache or with
+ * O_DIRECT. Which is faster depends on the machine: on a VM whose memory is
+ * backed lazily, filling fresh page-cache pages costs more than the disk
+ * (measured here: 1.67 s per GiB buffered, 0.81 s with O_DIRECT); on a
+ * physical machine with a slow disk, the reverse. So the apply thread times
+ * both: 4 chunks each, then the faster one, trying the other one chunk in 64.
+ */
+#define DIO_ALIGN   4096u
+#define DIO_MIN     65536u
+#define DIO_PROBE   4u
+#define DIO_EXPLORE 64u
+
+struct dio_choice {
+	uint64_t n;          /* eligible chunks so far */
+	uint64_t rate[2];    /* bytes per ms: [0] buffered, [1] O_DIRECT; 0 = not measured */
+	unsigned probes[2];
+	bool logged_direct;
+};
+
 struct apply {
 	uv_loop_t *loop;
 	const int *roots; /* borrowed */
@@ -96,6 +116,10 @@ struct apply {
 	uint64_t rs_failures; /* live ops that found stale paths during the pass */
 	int rs_fd;            /* RS_DATA: the file written last, kept open between chunks */
 	Bytef *zbuf;          /* RS_DATA with PROTO_RS_DATA_ZLIB: PROTO_MAX_DATA bytes */
+	int rs_dfd;           /* the RS_DATA file opened O_DIRECT, or -1 */
+	bool rs_dfd_tried;
+	void *dbuf;           /* PROTO_MAX_DATA bytes aligned for O_DIRECT */
+	struct dio_choice dio;
 	uint8_t rs_fd_dir;
 	char rs_fd_path[PROTO_MAX_STR];
 	struct fmap_ent *map;
@@ -514,6 +538,81 @@ rs_fd_drop(struct apply *a)
 	if (a->rs_fd >= 0)
 		(void)close(a->rs_fd);
 	a->rs_fd = -1;
+	if (a->rs_dfd >= 0)
+		(void)close(a->rs_dfd);
+	a->rs_dfd = -1;
+	a->rs_dfd_tried = false;
+}
+
+/* Which way for the next eligible chunk: true = O_DIRECT. */
+static bool
+dio_pick(struct dio_choice *d)
+{
+	bool fast;
+
+	d->n++;
+	if (d->probes[0] < DIO_PROBE)
+		return false;
+	if (d->probes[1] < DIO_PROBE)
+		return true;
+	fast = d->rate[1] > d->rate[0];
+	return d->n % DIO_EXPLORE == 0 ? !fast : fast;
+}
+
+static void
+dio_account(struct dio_choice *d, bool direct, size_t len, const struct timespec *t0)
+{
+	struct timespec t1;
+	uint64_t us, rate;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000000L + (t1.tv_nsec - t0->tv_nsec) / 1000L);
+	rate = (uint64_t)len * 1000u / (us + 1);
+	d->rate[direct] = d->rate[direct] == 0 ? rate : (d->rate[direct] * 7 + rate) / 8;
+	d->probes[direct]++;
+	if (direct && d->rate[1] > d->rate[0] && d->probes[1] >= DIO_PROBE && !d->logged_direct) {
+		d->logged_direct = true;
+		log_info("apply: resync data goes to disk with O_DIRECT (%" PRIu64
+		         " MB/s, through the page cache %" PRIu64 " MB/s)",
+		         d->rate[1] / 1000u, d->rate[0] / 1000u);
+	}
+}
+
+/* Write resync data at off, choosing between the page cache and O_DIRECT
+ * for large aligned chunks (see struct dio_choice). */
+static int
+rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
+{
+	struct timespec t0;
+	bool direct;
+	int r;
+
+	if (len < DIO_MIN || len % DIO_ALIGN != 0 || off % DIO_ALIGN != 0)
+		return pwrite_all(a->rs_fd, data, len, (off_t)off);
+	direct = dio_pick(&a->dio);
+	if (direct && a->rs_dfd < 0 && !a->rs_dfd_tried) {
+		char proc[40];
+
+		a->rs_dfd_tried = true;
+		(void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->rs_fd);
+		a->rs_dfd = open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC); /* EINVAL: tmpfs... */
+	}
+	if (direct && a->dbuf == NULL && posix_memalign(&a->dbuf, DIO_ALIGN, PROTO_MAX_DATA) != 0)
+		a->dbuf = NULL;
+	direct = direct && a->rs_dfd >= 0 && a->dbuf != NULL;
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (direct) {
+		if (data != a->dbuf)
+			memcpy(a->dbuf, data, len);
+		r = pwrite_all(a->rs_dfd, a->dbuf, len, (off_t)off);
+		if (r == -EINVAL) /* the file system wants another alignment */
+			return pwrite_all(a->rs_fd, data, len, (off_t)off);
+	} else {
+		r = pwrite_all(a->rs_fd, data, len, (off_t)off);
+	}
+	if (r == 0)
+		dio_account(&a->dio, direct, len, &t0);
+	return r;
 }
 
 static int
@@ -541,9 +640,9 @@ rs_data(struct apply *a, const struct proto_op *op)
 			        op->path.p, op->off, op->size);
 			return -EBADMSG;
 		}
-		return pwrite_all(a->rs_fd, a->zbuf, (size_t)n, (off_t)op->off);
+		return rs_write(a, a->zbuf, (size_t)n, op->off);
 	}
-	return pwrite_all(a->rs_fd, op->data, op->data_len, (off_t)op->off);
+	return rs_write(a, op->data, op->data_len, op->off);
 }
 
 static int
@@ -1275,6 +1374,7 @@ apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async a
 	a->n_dirs = n_dirs;
 	a->async = async;
 	a->rs_fd = -1;
+	a->rs_dfd = -1;
 	a->received_seq = a->acked_seq = start_seq;
 	atomic_store(&a->applied_seq, start_seq);
 	a->ack_cb = ack_cb;
@@ -1305,6 +1405,7 @@ close_cb(uv_handle_t *h)
 			(void)close(a->map[i].fd);
 	free(a->map);
 	free(a->zbuf);
+	free(a->dbuf);
 	while (a->hashes_head != NULL) {
 		struct apply_hashes *ah = a->hashes_head;
 
