@@ -208,12 +208,14 @@ def main():
                 os.unlink(p)
         for e in os.listdir(c.node("n2").state_dir):
             os.unlink(os.path.join(c.node("n2").state_dir, e))
+        os.sync()  # each copy starts with nothing being written back
         t = time.monotonic()
         rc, out, err = c.run("n1", "rsync", "-a", "--whole-file", real["n1"] + "/",
                              "rsync://%s/full/" % tf.XL["n2"], timeout=1800)
         t_rsync_full = time.monotonic() - t
         if rc != 0:
             raise ht.HarnessError("rsync full failed: " + err)
+        os.sync()
         off = len(ht.read_text(c.node("n1").log_file))
         t = time.monotonic()
         c.start_daemon("n2", level="info")

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""One resync, measured closely: a full copy of MIB MiB (8 files) into an empty node, or
+with --same a pairing where both nodes hold the same data (compare only). Prints the
+resync's duration from n1's own log line and the CPU time of every mirrord thread during
+it (from /proc), so a change to the data path can be judged one at a time.
+
+usage: MR_BIN_DIR=$PWD/build/bin python3 scripts/bench/resync_probe.py [--same] [MIB]
+Env: PERF=SECONDS also records `perf record -a -g` to /tmp/perf.data during the resync;
+WARM=1 keeps the page cache (no drop_caches before the run)."""
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration", "lib"))
+import hamirror_test as ht  # noqa: E402
+import resync_bench as rb  # noqa: E402
+import test_failover as tf  # noqa: E402
+
+
+def thread_cpu(c):
+    out = {}
+    for n in ("n1", "n2"):
+        pid = c.node(n).daemon.pid
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+            except OSError:
+                continue
+            f = st[st.rindex(")") + 2:].split()
+            out[(n, tid)] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--same"]
+    same = "--same" in sys.argv[1:]
+    mib = int(args[0]) if args else 1024
+    ht.require_root()
+    with ht.Cluster(userconfig=tf.CONFIG) as c:
+        tf.setup(c)
+        real = {n: c.node(n).repl_dirs["data"][0] for n in ("n1", "n2")}
+        rb.make_files([real["n1"], real["n2"]], 8, mib << 20)
+        if not same:
+            for f in os.listdir(real["n2"]):
+                os.unlink(os.path.join(real["n2"], f))
+        c.start_daemon("n1", level="info")
+        c.start_daemon("n2", level="info")
+        rb.wait_states(c, {"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")}, 30)
+        if not os.environ.get("WARM"):
+            subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True, check=True)
+            for f in os.listdir(real["n1"]):  # the source's data in the cache, as usual
+                with open(os.path.join(real["n1"], f), "rb") as fh:
+                    while fh.read(1 << 24):
+                        pass
+        os.sync()
+        off = len(ht.read_text(c.node("n1").log_file))
+        perf = None
+        if os.environ.get("PERF"):
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-a", "-g", "-o",
+                                     "/tmp/perf.data", "--", "sleep", os.environ["PERF"]],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        before = thread_cpu(c)
+        c.ctl("n1", "prim")
+        t = rb.wait_resync(c, off, 600)
+        after = thread_cpu(c)
+        print("%s %d MiB: %.2f s (%.0f MB/s)" % ("compare" if same else "full copy", mib, t,
+                                                (mib << 20) / t / 1e6))
+        for k in sorted(after):
+            d = after[k] - before.get(k, 0)
+            if d >= 0.02:
+                print("  %s thread %s: %.2f CPU-s" % (k[0], k[1], d))
+        print("  (a thread that ended during the resync, such as n1's resync thread, "
+              "is not listed)")
+        if perf is not None:
+            perf.wait()
+
+
+if __name__ == "__main__":
+    main()
