@@ -112,6 +112,10 @@ locate(struct ctx *x, bool need_socket)
 			return CMD_EXIT_USAGE;
 		}
 	}
+	/* $MIRROR_SOCKET: set by mirrord for the programs it starts (custom checkers) */
+	if (need_socket && x->cl.socket == NULL && x->cl.module == NULL &&
+	    getenv("MIRROR_SOCKET") != NULL && getenv("MIRROR_SOCKET")[0] != '\0')
+		x->cl.socket = getenv("MIRROR_SOCKET");
 	if (need_socket && x->cl.socket != NULL) {
 		if (mr_strlcpy(x->sock_path, x->cl.socket, sizeof(x->sock_path)) < 0) {
 			fprintf(stderr, "mirrorctl: socket path too long: %s\n", x->cl.socket);

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "meta.h"
 #include "mirror.h"
+#include "monitor.h"
 #include "mrd.h"
 #include "peer.h"
 #include "plog.h"
@@ -83,7 +84,12 @@ struct cluster {
 	bool *net_up;
 	size_t n_nets;
 	bool intf_ok;
+	bool res_ok;         /* no resource of a wait rule is down (monitor.c) */
 	bool rejoin_blocked; /* applying failed: no automatic rejoin */
+	struct monitor *mon; /* <errd> and <check>: tcp, custom */
+	char **mon_env;
+	uint64_t *loops;     /* maxloop: when each restart/stopstart/wait happened */
+	size_t n_loops;
 
 	/* the running transition */
 	const struct fsm_row *row;
@@ -269,7 +275,7 @@ fill_view(struct cluster *c, struct fsm_view *v)
 	me_last = c->meta.last_role == META_ROLE_PRIMARY;
 	pthread_mutex_unlock(&c->meta_mu);
 	v->failover = failover_on(c);
-	v->intf_ok = c->intf_ok;
+	v->intf_ok = c->intf_ok && c->res_ok; /* SafeKit: interface_failure and wait rules */
 	v->rejoin_blocked = c->rejoin_blocked;
 	v->has_witness = m->conf->splitbrain.present && m->conf->splitbrain.n_witnesses > 0;
 	v->peer_heard = c->peer_heard;
@@ -454,6 +460,8 @@ set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const cha
 	if (st == MRD_STOP && rd == MRD_NOTREADY && was != MRD_STOP &&
 	    mirror_current_role(m) == MIRROR_NONE)
 		save_clean_stop(c); /* a stop from a running state, nothing mounted */
+	monitor_set_phase(c->mon, st != MRD_STOP, is_primary(st) && rd == MRD_READY,
+	                  st == MRD_SECOND && rd == MRD_READY);
 	if (changed)
 		publish(c);
 }
@@ -1217,22 +1225,170 @@ check_cb(uv_timer_t *t)
 	r = vip_check(c->vip, why, sizeof(why));
 	if (r == -ENETDOWN) {
 		if (c->intf_ok) {
+			bool was = c->res_ok;
+
 			c->intf_ok = false;
 			log_warn("fsm: interface checker: down reason=\"%s\"", why);
-			run_event(c, FSM_EV_INTF_DOWN);
+			if (was)
+				run_event(c, FSM_EV_INTF_DOWN);
 		}
 		return;
 	}
 	if (!c->intf_ok) {
 		c->intf_ok = true;
 		log_notice("fsm: interface checker: up again");
-		run_event(c, FSM_EV_INTF_UP);
+		if (c->res_ok)
+			run_event(c, FSM_EV_INTF_UP);
 	}
 	if (r == -EADDRNOTAVAIL && !c->running && is_primary(c->m->state) &&
 	    c->m->readiness == MRD_READY) {
 		log_warn("fsm: ip checker: the virtual IP vanished reason=\"%s\"", why);
 		run_event(c, FSM_EV_VIP_LOST);
 	}
+}
+
+/* ---- application monitoring (monitor.c) --------------------------------------------- */
+
+/* maxloop: one more restart/stopstart/wait; true when the module must stop
+ * (more than maxloop of them within loop_interval). */
+static bool
+loop_count(struct cluster *c)
+{
+	const struct conf_service *sv = &c->m->conf->service;
+	uint64_t now = mr_now_ms();
+	size_t k = 0;
+
+	if (sv->loop_interval_ms == 0)
+		return false;
+	for (size_t i = 0; i < c->n_loops; i++)
+		if (now - c->loops[i] < sv->loop_interval_ms)
+			c->loops[k++] = c->loops[i];
+	c->n_loops = k;
+	if (c->n_loops < (size_t)sv->maxloop + 1)
+		c->loops[c->n_loops++] = now;
+	return c->n_loops > sv->maxloop;
+}
+
+static void
+mon_action(void *ctx, const char *res, const char *action, const char *reason)
+{
+	struct cluster *c = ctx;
+	char why[160];
+	bool was;
+
+	if (strcmp(action, "wakeup") == 0) {
+		was = c->res_ok;
+		c->res_ok = monitor_wait_ok(c->mon, why, sizeof(why));
+		log_notice("check: resource=%s up again%s", res,
+		           c->res_ok ? "; starting again" : "");
+		if (!was && c->res_ok && c->intf_ok)
+			run_event(c, FSM_EV_INTF_UP);
+		return;
+	}
+	log_warn("check: action=%s resource=%s reason=\"%s\"", action, res, reason);
+	if (strcmp(action, "noaction") == 0)
+		return;
+	if ((strcmp(action, "restart") == 0 || strcmp(action, "stopstart") == 0 ||
+	     strcmp(action, "wait") == 0) &&
+	    loop_count(c)) {
+		log_warn("fsm: action stop called by maxloop (%zu restart/stopstart/wait actions "
+		         "within loop_interval, maxloop=%u) resource=%s",
+		         c->n_loops, c->m->conf->service.maxloop, res);
+		(void)snprintf(c->m->message, sizeof(c->m->message),
+		               "stopped by maxloop after %s went down again", res);
+		c->n_loops = 0;
+		run_event(c, FSM_EV_STOP);
+		return;
+	}
+	if (strcmp(action, "restart") == 0) {
+		run_event(c, FSM_EV_RESTART);
+	} else if (strcmp(action, "stopstart") == 0) {
+		run_event(c, FSM_EV_STOPSTART);
+	} else if (strcmp(action, "stop") == 0) {
+		run_event(c, FSM_EV_STOP);
+	} else if (strcmp(action, "wait") == 0) {
+		was = c->res_ok;
+		c->res_ok = false;
+		if (was && c->intf_ok)
+			run_event(c, FSM_EV_INTF_DOWN);
+	} else {
+		/* a handler program (<proc action="...">): not run yet; act as stopstart */
+		log_warn("check: resource=%s handler action=%s is not supported; stopstart", res,
+		         action);
+		run_event(c, FSM_EV_STOPSTART);
+	}
+}
+
+/* The environment of custom checker programs: enough to call mirrorctl. */
+static char **
+mon_env(struct mrd *m)
+{
+	const char *path = getenv("PATH");
+	char **env = mr_xcalloc(8, sizeof(*env));
+	size_t n = 0;
+
+	if (asprintf(&env[n], "PATH=%s", path != NULL ? path : "/usr/sbin:/usr/bin:/sbin:/bin") > 0)
+		n++;
+	if (asprintf(&env[n], "MIRROR_SOCKET=%s", m->sock_path) > 0)
+		n++;
+	if (asprintf(&env[n], "HAMIRROR_MODULE=%s", m->module) > 0)
+		n++;
+	if (asprintf(&env[n], "HAMIRROR_NODE=%s", m->node->name) > 0)
+		n++;
+	if (asprintf(&env[n], "SAFEMODULE=%s", m->module) > 0)
+		n++;
+	env[n] = NULL;
+	return env;
+}
+
+static void
+mon_env_free(char **env)
+{
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+}
+
+int
+cluster_set_resource(struct mrd *m, const char *res, const char *value, char *msg,
+                     size_t msg_len)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL) {
+		(void)snprintf(msg, msg_len, "the module is not running");
+		return -ENOTCONN;
+	}
+	return monitor_set(c->mon, res, value, msg, msg_len);
+}
+
+int
+cluster_set_monitoring(struct mrd *m, bool errd, bool on, char *msg, size_t msg_len)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL) {
+		(void)snprintf(msg, msg_len, "the module is not running");
+		return -ENOTCONN;
+	}
+	pthread_mutex_lock(&c->meta_mu);
+	if (errd)
+		c->meta.errd_off = !on;
+	else
+		c->meta.checkers_off = !on;
+	meta_persist(c);
+	monitor_enable(c->mon, !c->meta.checkers_off, !c->meta.errd_off);
+	pthread_mutex_unlock(&c->meta_mu);
+	if (!on && !errd && !c->res_ok) { /* a wait rule no longer holds the module */
+		c->res_ok = true;
+		if (c->intf_ok)
+			run_event(c, FSM_EV_INTF_UP);
+	}
+	log_notice("check: %s %s (mirrorctl; kept across restarts)", errd ? "errd" : "checkers",
+	           on ? "on" : "off");
+	(void)snprintf(msg, msg_len, "%s %s on node %s", errd ? "errd" : "checkers",
+	               on ? "on" : "off", m->node->name);
+	return 0;
 }
 
 /* ---- public ------------------------------------------------------------------------- */
@@ -1505,6 +1661,7 @@ cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 		log_warn("fsm: prim --force: this node's data becomes the reference whatever the "
 		         "peer holds");
 	log_notice("fsm: command=%s accepted", fsm_event_name(ev));
+	c->n_loops = 0; /* an admin command resets maxloop */
 	if (ev == FSM_EV_SECOND || ev == FSM_EV_PRIM || ev == FSM_EV_PRIM_FORCE)
 		c->rejoin_blocked = false;
 	if (ev == FSM_EV_SECOND && v.peer_heard &&
@@ -1560,6 +1717,11 @@ cluster_status(struct mrd *m, json_t *result)
 
 	if (c == NULL)
 		return;
+	monitor_status(c->mon, result);
+	json_object_set_new(result, "maxloop",
+	                    json_pack("{s:I,s:i,s:I}", "count", (json_int_t)c->n_loops, "max",
+	                              (int)m->conf->service.maxloop, "interval_s",
+	                              (json_int_t)(m->conf->service.loop_interval_ms / 1000)));
 	p = json_object();
 	json_object_set_new(p, "name", json_string(m->conf->nodes[m->peer_idx]));
 	json_object_set_new(p, "heard", json_boolean(c->peer_heard));
@@ -1713,6 +1875,11 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 		goto err_handles;
 	}
 	vip_set_probe_ms(c->vip, m->conf->heart.timeout_ms / 5);
+	c->res_ok = true;
+	c->loops = mr_xcalloc((size_t)m->conf->service.maxloop + 2, sizeof(*c->loops));
+	c->mon_env = mon_env(m);
+	c->mon = monitor_new(m->loop, m->conf, c->scripts_dir, c->mon_env, mon_action, c);
+	monitor_enable(c->mon, !c->meta.checkers_off, !c->meta.errd_off);
 	if (m->conf->user.present) {
 		const struct script_env env = { .dir = c->scripts_dir,
 			                        .log_dir = m->node->log_dir,
@@ -1760,6 +1927,11 @@ err_handles:
 	plog_free(m->plog);
 	m->plog = NULL;
 	script_runner_free(c->scripts);
+	monitor_free(c->mon);
+	c->mon = NULL;
+	mon_env_free(c->mon_env);
+	c->mon_env = NULL;
+	mr_free(&c->loops);
 	vip_free(c->vip);
 	c->pending_closes = 4;
 	uv_close((uv_handle_t *)&c->start_timer, close_cb);
@@ -1801,6 +1973,11 @@ cluster_stop(struct mrd *m)
 	c->hb = NULL;
 	script_runner_free(c->scripts);
 	c->scripts = NULL;
+	monitor_free(c->mon); /* (its programs are killed; it uses mon_env no more) */
+	c->mon = NULL;
+	mon_env_free(c->mon_env);
+	c->mon_env = NULL;
+	mr_free(&c->loops);
 	if (c->vip != NULL && vip_held(c->vip))
 		log_notice("vip: daemon stopping while holding the virtual IP: leaving it in place "
 		           "until the module is stopped (mirrorctl stop)");

@@ -32,6 +32,12 @@ int cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 /* mirrorctl failover on|off (persisted). */
 int cluster_set_failover(struct mrd *m, bool on, char *msg, size_t msg_len);
 
+/* `mirrorctl set RESOURCE up|down` (custom checkers) and `mirrorctl checker|errd
+ * on|off` (persisted). Return 0 or -errno with msg. */
+int cluster_set_resource(struct mrd *m, const char *res, const char *value, char *msg,
+                         size_t msg_len);
+int cluster_set_monitoring(struct mrd *m, bool errd, bool on, char *msg, size_t msg_len);
+
 /* The replication link paired / was lost (mirror.c). */
 void cluster_link(struct mrd *m, bool up);
 

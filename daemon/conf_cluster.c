@@ -1429,7 +1429,8 @@ fill_errd(struct pctx *p, const xmlNode *n)
 	size_t k = 0;
 
 	e->present = true;
-	(void)get_dur(p, n, "polltimer", 30 * MS_S, MS_S, MS_H, &e->polltimer_ms);
+	/* SafeKit polls every 30 s; a dead application is found within 2 s here */
+	(void)get_dur(p, n, "polltimer", MS_S, 200, MS_H, &e->polltimer_ms);
 	e->procs = mr_xcalloc(count_children(n, "proc"), sizeof(*e->procs));
 	for (const xmlNode *x = n->children; x; x = x->next) {
 		struct conf_proc *pr;
@@ -1474,8 +1475,9 @@ fill_to(struct pctx *p, const xmlNode *n, enum conf_check_kind kind, struct conf
 {
 	char a[32], b[32];
 
-	to->interval_ms = 10 * MS_S;
-	to->timeout_ms = 5 * MS_S;
+	/* SafeKit: 10 s and 5 s; a failed check acts after one more interval */
+	to->interval_ms = 2 * MS_S;
+	to->timeout_ms = MS_S;
 	if (kind == CONF_CHECK_INTF) {
 		(void)get_ip(p, n, "local_addr", true, to->addr_str, &to->addr);
 		return;
@@ -1487,10 +1489,10 @@ fill_to(struct pctx *p, const xmlNode *n, enum conf_check_kind kind, struct conf
 		else
 			(void)get_port(p, n, "port", 0, &to->port);
 	}
-	(void)get_dur(p, n, "interval", 10 * MS_S, MS_S, MS_H, &to->interval_ms);
+	(void)get_dur(p, n, "interval", 2 * MS_S, 200, MS_H, &to->interval_ms);
 	if (kind == CONF_CHECK_IP)
 		return;
-	if (get_dur(p, n, "timeout", 5 * MS_S, 100, MS_H, &to->timeout_ms) &&
+	if (get_dur(p, n, "timeout", MS_S, 100, MS_H, &to->timeout_ms) &&
 	    to->timeout_ms > to->interval_ms)
 		err_at(p, n, "timeout",
 		       "timeout %s exceeds interval %s; expected timeout <= interval",

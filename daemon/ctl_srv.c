@@ -70,6 +70,7 @@ static json_t *cmd_status(struct ctl_srv *s, const char *cmd, const json_t *args
 static json_t *cmd_fsm(struct ctl_srv *s, const char *cmd, const json_t *args);
 static json_t *cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args);
 static json_t *cmd_data(struct ctl_srv *s, const char *cmd, const json_t *args);
+static json_t *cmd_monitor(struct ctl_srv *s, const char *cmd, const json_t *args);
 
 /* The dispatch table: one line per command the daemon understands. */
 static const struct {
@@ -89,6 +90,9 @@ static const struct {
 	{ "resync", cmd_data },
 	{ "verify", cmd_data },
 	{ "diff", cmd_data },
+	{ "set", cmd_monitor },
+	{ "checker", cmd_monitor },
+	{ "errd", cmd_monitor },
 };
 
 int
@@ -542,6 +546,31 @@ cmd_failover(struct ctl_srv *s, const char *cmd, const json_t *args)
 	if (a == NULL || json_array_size(args) != 1 || (strcmp(a, "on") != 0 && strcmp(a, "off") != 0))
 		return ctl_reply_err(-EINVAL, "failover needs one argument: on or off");
 	r = cluster_set_failover(s->m, strcmp(a, "on") == 0, msg, sizeof(msg));
+	if (r < 0)
+		return ctl_reply_err(r, "%s", msg);
+	return ctl_reply_ok(json_pack("{s:s}", "message", msg));
+}
+
+/* set RESOURCE up|down; checker on|off; errd on|off. */
+static json_t *
+cmd_monitor(struct ctl_srv *s, const char *cmd, const json_t *args)
+{
+	const char *a = json_string_value(json_array_get(args, 0));
+	const char *b = json_string_value(json_array_get(args, 1));
+	char msg[256];
+	int r;
+
+	if (strcmp(cmd, "set") == 0) {
+		if (json_array_size(args) != 2 || a == NULL || b == NULL)
+			return ctl_reply_err(-EINVAL, "set needs two arguments: RESOURCE up|down");
+		r = cluster_set_resource(s->m, a, b, msg, sizeof(msg));
+	} else {
+		if (a == NULL || json_array_size(args) != 1 ||
+		    (strcmp(a, "on") != 0 && strcmp(a, "off") != 0))
+			return ctl_reply_err(-EINVAL, "%s needs one argument: on or off", cmd);
+		r = cluster_set_monitoring(s->m, strcmp(cmd, "errd") == 0, strcmp(a, "on") == 0,
+		                           msg, sizeof(msg));
+	}
 	if (r < 0)
 		return ctl_reply_err(r, "%s", msg);
 	return ctl_reply_ok(json_pack("{s:s}", "message", msg));

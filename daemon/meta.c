@@ -119,6 +119,10 @@ meta_encode(const struct meta *m)
 		return NULL;
 	if (m->boot_id[0] != '\0')
 		json_object_set_new(o, "boot_id", json_string(m->boot_id));
+	if (m->checkers_off)
+		json_object_set_new(o, "checkers", json_string("off"));
+	if (m->errd_off)
+		json_object_set_new(o, "errd", json_string("off"));
 	s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	return s;
@@ -199,6 +203,10 @@ meta_decode(const char *text, struct meta *out, char *err, size_t err_len)
 	v = json_object_get(o, "boot_id"); /* optional */
 	if (json_is_string(v))
 		(void)snprintf(out->boot_id, sizeof(out->boot_id), "%s", json_string_value(v));
+	v = json_object_get(o, "checkers"); /* optional: absent = on */
+	out->checkers_off = json_is_string(v) && strcmp(json_string_value(v), "off") == 0;
+	v = json_object_get(o, "errd");
+	out->errd_off = json_is_string(v) && strcmp(json_string_value(v), "off") == 0;
 	r = 0;
 out:
 	json_decref(o);

@@ -46,6 +46,8 @@ struct meta {
 	int failover;         /* -1: from userconfig.xml; 0 off; 1 on (mirrorctl failover) */
 	uint64_t last_seq;    /* last replication seq applied or sent */
 	char boot_id[40];     /* the kernel boot this node's daemon last ran in ("": unknown) */
+	bool checkers_off;    /* `mirrorctl checker off` (kept across restarts) */
+	bool errd_off;        /* `mirrorctl errd off` */
 };
 
 enum meta_cmp {

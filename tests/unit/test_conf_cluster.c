@@ -622,8 +622,8 @@ full_example_fields(void **state)
 	assert_int_equal(c->checks[1].kind, CONF_CHECK_PING);
 	assert_string_equal(c->checks[1].when, "pre");
 	assert_string_equal(c->checks[1].action, "wait");
-	assert_int_equal(c->checks[1].to[0].interval_ms, 10000);
-	assert_int_equal(c->checks[1].to[0].timeout_ms, 5000);
+	assert_int_equal(c->checks[1].to[0].interval_ms, 2000);
+	assert_int_equal(c->checks[1].to[0].timeout_ms, 1000);
 	assert_int_equal(c->checks[2].kind, CONF_CHECK_INTF);
 	assert_string_equal(c->checks[2].to[0].addr_str, "198.18.0.1");
 	assert_int_equal(c->checks[3].kind, CONF_CHECK_IP);

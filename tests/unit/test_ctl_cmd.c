@@ -46,7 +46,10 @@ lookup_unique_prefix(void **state)
 	(void)state;
 	assert_string_equal(top("statu")->name, "status");
 	assert_string_equal(top("conf")->name, "config");
-	assert_string_equal(top("c")->name, "config");
+	assert_string_equal(top("co")->name, "config");
+	assert_string_equal(top("ch")->name, "checker");
+	assert_string_equal(top("er")->name, "errd");
+	assert_string_equal(top("set")->name, "set");
 	assert_string_equal(top("l")->name, "log");
 	assert_string_equal(top("he")->name, "help");
 	assert_string_equal(top("vers")->name, "version");
@@ -79,7 +82,7 @@ lookup_unknown_lists_valid_commands(void **state)
 	assert_null(c);
 	assert_string_equal(err, "unknown command 'frob'; valid commands: status, state, start, "
 	                         "stop, restart, stopstart, forcestop, swap, prim, second, "
-	                         "failover, resync, verify, diff, config, log, help, version");
+	                         "failover, set, checker, errd, resync, verify, diff, config, log, help, version");
 	/* a longer word is not a prefix match */
 	assert_int_equal(cmd_lookup(cmd_table, NULL, "statusx", &c, err, sizeof(err)), -ENOENT);
 	/* the empty word is a prefix of everything but matches nothing */
