@@ -317,6 +317,25 @@ out_cluster(FILE *f, const json_t *r)
 			        json_integer_value(json_object_get(pn, "changed_files")));
 		fprintf(f, "\n");
 	}
+	if (json_is_object(json_object_get(r, "resources")) &&
+	    json_object_size(json_object_get(r, "resources")) > 0) {
+		const json_t *res = json_object_get(r, "resources"), *ml = json_object_get(r, "maxloop");
+		const char *k, *sep = "";
+		json_t *v;
+
+		/* the application checks (errd, tcp, custom) and their state */
+		label(f, "checks:");
+		json_object_foreach ((json_t *)res, k, v) {
+			fprintf(f, "%s%s %s", sep, k, json_string_value(v) ? json_string_value(v) : "?");
+			sep = ", ";
+		}
+		fprintf(f, "; checkers %s, errd %s", str_at(r, "checkers", "?"), str_at(r, "errd", "?"));
+		if (json_is_object(ml))
+			fprintf(f, "; maxloop %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+			        json_integer_value(json_object_get(ml, "count")),
+			        json_integer_value(json_object_get(ml, "max")));
+		fprintf(f, "\n");
+	}
 	if (json_is_object(lt) && str_at(lt, "event", "")[0] != '\0') {
 		time_t t = (time_t)(json_integer_value(json_object_get(lt, "time_ms")) / 1000);
 		struct tm tm;

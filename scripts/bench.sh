@@ -9,6 +9,10 @@
 #                  the ratio shim/raw and the target next to it ("ok"/"below target").
 #   replication    two mirrord over veth + TLS: seq write and 4K fdatasync latency,
 #                  async=second and none vs the same primary alone, and the TCP RTT.
+#   failover       crash of the primary -> the client served by the peer (failover_bench.py).
+#   resync         delta and full resync vs rsync to an rsync daemon (resync_bench.py).
+#   application    the application killed -> restarted locally (errd), hung -> failed over
+#                  (tcp checker), default settings (appfail_bench.py).
 # Sizes can be overridden through the environment (for hosts with a low RLIMIT_NOFILE
 # hard limit, for instance): BENCH_SEQ_MIB (1024), BENCH_LAT_OPS (5000),
 # BENCH_CREATE_FILES (20000), BENCH_TREE_DIRS (100) x BENCH_TREE_FILES (1000).
@@ -28,7 +32,7 @@ QUICK=0
 BUILD=1
 BASE=/var/tmp
 SELECTED=()
-SECTIONS=(interception replication failover resync)
+SECTIONS=(interception replication failover resync application)
 
 usage() {
 	sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -312,6 +316,19 @@ section_failover() {
 		--runs "$([ "$QUICK" -eq 1 ] && echo 2 || echo 5)" \
 		--soak-s "$([ "$QUICK" -eq 1 ] && echo 10 || echo 60)"; then
 		echo "bench.sh: failover section failed" >&2
+		: >"$WORK/failed"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Section: application (issue 7): the application killed -> restarted locally by errd, and
+# hung -> failed over by a tcp checker, with the default settings. See
+# scripts/bench/appfail_bench.py.
+
+section_application() {
+	if ! MR_BIN_DIR="$(dirname "$SHIM")" /usr/bin/python3 scripts/bench/appfail_bench.py \
+		--runs "$([ "$QUICK" -eq 1 ] && echo 1 || echo 3)"; then
+		echo "bench.sh: application section failed" >&2
 		: >"$WORK/failed"
 	fi
 }
