@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "witness.h"
 
 #define RESPAWN_MS 1000u /* a custom checker program that ended is started again */
 
@@ -42,6 +43,7 @@ enum res_kind {
 	K_PROC = 0,
 	K_TCP,
 	K_CUSTOM,
+	K_PING,
 };
 
 struct tcp_try;
@@ -69,6 +71,9 @@ struct res {
 	/* custom */
 	uv_process_t child;
 	bool child_running;
+	/* ping: the targets, probed like split-brain witnesses (ICMP echo) */
+	struct conf_splitbrain ping;
+	bool ping_pending;
 };
 
 struct tcp_try {
@@ -101,6 +106,8 @@ struct monitor {
 static void
 release(struct monitor *mo)
 {
+	for (size_t i = 0; i < mo->n_res; i++)
+		free(mo->res[i].ping.witnesses);
 	free(mo->res);
 	free(mo);
 }
@@ -398,6 +405,43 @@ tcp_round(uv_timer_t *t)
 	}
 }
 
+/* ---- ping ------------------------------------------------------------------------- */
+
+static void
+ping_done(void *ctx, bool reached, const char *detail)
+{
+	struct res *r = ctx;
+	struct monitor *mo = r->mo;
+
+	r->ping_pending = false;
+	mo->n_tries--;
+	if (mo->freeing) {
+		closed_one(mo);
+		return;
+	}
+	if (!r->active)
+		return;
+	if (reached) {
+		r->fails = 0;
+		set_state(r, ST_UP, detail);
+	} else if (++r->fails >= 2) {
+		set_state(r, ST_DOWN, detail);
+	}
+}
+
+static void
+ping_round(uv_timer_t *t)
+{
+	struct res *r = t->data;
+
+	if (!r->active || r->ping_pending || r->mo->freeing)
+		return;
+	if (witness_check(r->mo->loop, &r->ping, r->check->to[0].timeout_ms, ping_done, r) == 0) {
+		r->ping_pending = true;
+		r->mo->n_tries++;
+	}
+}
+
 /* ---- custom ----------------------------------------------------------------------- */
 
 static void spawn_custom(struct res *r);
@@ -505,6 +549,12 @@ activate(struct res *r, bool on)
 			(void)uv_timer_stop(&r->timer);
 		r->round_left = 0;
 		break;
+	case K_PING:
+		if (on)
+			(void)uv_timer_start(&r->timer, ping_round, 0, r->check->to[0].interval_ms);
+		else
+			(void)uv_timer_stop(&r->timer);
+		break;
 	case K_CUSTOM:
 		if (on) {
 			spawn_custom(r);
@@ -594,16 +644,26 @@ monitor_new(uv_loop_t *loop, const struct cluster_conf *conf, const char *dir, c
 		const struct conf_check *ck = &conf->checks[i];
 		struct res *r;
 
-		if (ck->kind != CONF_CHECK_TCP && ck->kind != CONF_CHECK_CUSTOM)
-			continue; /* intf and ip: the cluster's own checks; ping: not yet */
-		if (ck->kind == CONF_CHECK_TCP && ck->n_to == 0)
+		if (ck->kind == CONF_CHECK_INTF || ck->kind == CONF_CHECK_IP)
+			continue; /* intf and ip: the cluster's own checks (vip.c) */
+		if ((ck->kind == CONF_CHECK_TCP || ck->kind == CONF_CHECK_PING) && ck->n_to == 0)
 			continue;
 		r = &mo->res[n++];
 		r->mo = mo;
-		r->kind = ck->kind == CONF_CHECK_TCP ? K_TCP : K_CUSTOM;
+		r->kind = ck->kind == CONF_CHECK_TCP    ? K_TCP
+		          : ck->kind == CONF_CHECK_PING ? K_PING
+		                                        : K_CUSTOM;
 		r->check = ck;
 		(void)snprintf(r->name, sizeof(r->name), "%s.%s",
-		               r->kind == K_TCP ? "tcp" : "custom", ck->ident);
+		               r->kind == K_TCP ? "tcp" : r->kind == K_PING ? "ping" : "custom",
+		               ck->ident);
+		if (r->kind == K_PING) {
+			r->ping.present = true;
+			r->ping.witnesses = mr_xcalloc(ck->n_to, sizeof(*r->ping.witnesses));
+			for (size_t k = 0; k < ck->n_to; k++)
+				r->ping.witnesses[k] = ck->to[k].addr;
+			r->ping.n_witnesses = ck->n_to;
+		}
 		(void)snprintf(r->action, sizeof(r->action), "%s", ck->action);
 		r->phase = phase_of(ck->when);
 		MR_BUG_ON(uv_timer_init(loop, &r->timer) != 0);

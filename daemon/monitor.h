@@ -9,6 +9,8 @@
  *                   [atleast, atmax] (checked every polltimer, 1 s by default);
  *   tcp.<ident>     <check><tcp>: a TCP connection to each <to> succeeds within
  *                   its timeout (every interval, 2 s by default);
+ *   ping.<ident>    <check><ping>: an ICMP echo to one of its <to> is answered
+ *                   within the timeout (witness.c's probe);
  *   custom.<ident>  <check><custom>: set by the admin's long-running program
  *                   (`mirrorctl set custom.<ident> up|down`), which the monitor
  *                   starts while the checker is active and stops after.

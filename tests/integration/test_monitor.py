@@ -79,6 +79,13 @@ TCP = """      <tcp ident="svc" when="prim" action="stopstart">
 """ % tf.PORT
 CUSTOM = """      <custom ident="probe" when="pre" exec="probe" action="wait"/>
 """
+PING = """      <ping ident="gw" when="pre" action="noaction">
+        <to addr="198.18.0.254" interval="300ms" timeout="200ms"/>
+      </ping>
+      <ping ident="nobody" when="pre" action="noaction">
+        <to addr="198.18.0.250" interval="300ms" timeout="200ms"/>
+      </ping>
+"""
 
 
 class MonitorBase(tf.Failover):
@@ -203,7 +210,7 @@ class Tcp(MonitorBase):
 
 
 class CustomWait(MonitorBase):
-    userconfig = with_monitoring(tf.CONFIG, check=CUSTOM)
+    userconfig = with_monitoring(tf.CONFIG, check=CUSTOM + PING)
 
     def test_custom_checker_down_waits_then_restarts(self):
         c = self.c
@@ -227,6 +234,11 @@ class CustomWait(MonitorBase):
         # then it starts again by itself, and joins the primary
         self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 30)
         self.assertIn("check: resource=custom.probe up again; starting again", self.log("n1"))
+        # ping checkers (ICMP echo): the witness answers, an unused address does not;
+        # with noaction a down resource is only logged
+        self.assertEqual(self.resource("n1", "ping.gw"), "up")
+        self.assertEqual(self.resource("n1", "ping.nobody"), "down")
+        self.assertIn("check: action=noaction resource=ping.nobody", self.log("n1"))
         # a resource the monitor owns cannot be set by hand
         rc, out, err = c.ctl("n1", "set", "custom.nope", "up")
         self.assertNotEqual(rc, 0)
