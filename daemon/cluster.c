@@ -1311,21 +1311,22 @@ mon_action(void *ctx, const char *res, const char *action, const char *reason)
 		c->res_ok = false;
 		if (was && c->intf_ok)
 			run_event(c, FSM_EV_INTF_DOWN);
-	} else {
-		/* a handler program (<proc action="...">): not run yet; act as stopstart */
-		log_warn("check: resource=%s handler action=%s is not supported; stopstart", res,
-		         action);
-		run_event(c, FSM_EV_STOPSTART);
 	}
 }
 
-/* The environment of custom checker programs: enough to call mirrorctl. */
+/* The environment of custom checker and handler programs: the <user> vars,
+ * and enough to call mirrorctl. */
 static char **
 mon_env(struct mrd *m)
 {
 	const char *path = getenv("PATH");
-	char **env = mr_xcalloc(8, sizeof(*env));
+	const struct conf_user *u = &m->conf->user;
+	char **env = mr_xcalloc(8 + u->n_vars, sizeof(*env));
 	size_t n = 0;
+
+	for (size_t i = 0; i < u->n_vars; i++) /* the <user> <var>s, as for the scripts */
+		if (asprintf(&env[n], "%s=%s", u->vars[i].name, u->vars[i].value) > 0)
+			n++;
 
 	if (asprintf(&env[n], "PATH=%s", path != NULL ? path : "/usr/sbin:/usr/bin:/sbin:/bin") > 0)
 		n++;

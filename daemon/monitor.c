@@ -141,6 +141,19 @@ is_wait(const struct res *r)
 	return strcmp(r->action, "wait") == 0;
 }
 
+static bool
+is_keyword(const char *action)
+{
+	static const char *const words[] = { "restart", "stop", "stopstart", "wait", "noaction" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (strcmp(action, words[i]) == 0)
+			return true;
+	return false;
+}
+
+static void run_handler(struct res *r, const char *reason);
+
 /* The resource's state changes; report what its rule says. */
 static void
 set_state(struct res *r, enum res_state st, const char *reason)
@@ -152,7 +165,9 @@ set_state(struct res *r, enum res_state st, const char *reason)
 	r->st = st;
 	log_info("check: resource=%s %s -> %s reason=\"%s\"", r->name, state_names[was],
 	         state_names[st], reason);
-	if (st == ST_DOWN)
+	if (st == ST_DOWN && !is_keyword(r->action))
+		run_handler(r, reason);
+	else if (st == ST_DOWN)
 		r->mo->fn(r->mo->ctx, r->name, r->action, reason);
 	else if (st == ST_UP && was == ST_DOWN && is_wait(r))
 		r->mo->fn(r->mo->ctx, r->name, "wakeup", reason);
@@ -440,6 +455,82 @@ ping_round(uv_timer_t *t)
 		r->ping_pending = true;
 		r->mo->n_tries++;
 	}
+}
+
+/* ---- handler programs (<proc action="program">) ----------------------------------- */
+
+struct handler_run {
+	uv_process_t p;
+	struct res *r;
+};
+
+static void
+handler_closed(uv_handle_t *h)
+{
+	struct handler_run *hr = h->data;
+	struct monitor *mo = hr->r->mo;
+
+	free(hr);
+	mo->n_tries--;
+	closed_one(mo);
+}
+
+static void
+handler_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct handler_run *hr = p->data;
+	struct res *r = hr->r;
+
+	if (!r->mo->freeing && (status != 0 || sig != 0)) {
+		char why[160];
+
+		(void)snprintf(why, sizeof(why), "handler %s failed (status %lld, signal %d)",
+		               r->action, (long long)status, sig);
+		r->mo->fn(r->mo->ctx, r->name, "stopstart", why);
+	} else if (!r->mo->freeing) {
+		log_notice("check: resource=%s handled by %s", r->name, r->action);
+	}
+	uv_close((uv_handle_t *)p, handler_closed);
+}
+
+/* SafeKit: a handler's exit 0 means handled; anything else means stopstart. */
+static void
+run_handler(struct res *r, const char *reason)
+{
+	struct monitor *mo = r->mo;
+	struct handler_run *hr = calloc(1, sizeof(*hr));
+	char path[8200], why[256];
+	char *args[] = { path, r->name, why, NULL };
+	uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_IGNORE },
+		                       { .flags = UV_IGNORE } };
+	uv_process_options_t o = { .file = path, .args = args, .env = (char **)mo->env,
+		                   .cwd = mo->dir, .exit_cb = handler_exit_cb, .stdio = io,
+		                   .stdio_count = 3 };
+	int e;
+
+	if (r->action[0] == '/')
+		(void)snprintf(path, sizeof(path), "%s", r->action);
+	else
+		(void)snprintf(path, sizeof(path), "%s/%s", mo->dir, r->action);
+	(void)snprintf(why, sizeof(why), "%s", reason);
+	log_warn("check: action=%s (handler) resource=%s reason=\"%s\"", r->action, r->name,
+	         reason);
+	if (hr == NULL) {
+		mo->fn(mo->ctx, r->name, "stopstart", "out of memory for the handler");
+		return;
+	}
+	hr->r = r;
+	hr->p.data = hr;
+	e = uv_spawn(mo->loop, &hr->p, &o);
+	if (e < 0) {
+		(void)snprintf(why, sizeof(why), "handler %s cannot run: %s", r->action,
+		               uv_strerror(e));
+		mo->n_tries++;
+		uv_close((uv_handle_t *)&hr->p, handler_closed);
+		mo->fn(mo->ctx, r->name, "stopstart", why);
+		return;
+	}
+	mo->n_tries++;
 }
 
 /* ---- custom ----------------------------------------------------------------------- */

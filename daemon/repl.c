@@ -264,6 +264,23 @@ repl_rs_unlock(struct repl *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* Give resync record o (bytes of strings and data) the next seq and queue it. */
+static uint64_t
+rs_append_locked(struct repl *r, struct repl_rec *rec, struct proto_op *o, uint8_t dir,
+                 size_t bytes)
+{
+	rec->rs = o;
+	rec->dir = dir;
+	rec->bytes = REPL_REC_OVERHEAD + bytes;
+	rec->seq = ++r->last_seq;
+	o->seq = rec->seq;
+	r->inflight_bytes += rec->bytes;
+	r->inflight_ops++;
+	list_append(&r->incoming, rec);
+	(void)uv_async_send(&r->wake);
+	return rec->seq;
+}
+
 uint64_t
 repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
 {
@@ -297,16 +314,7 @@ repl_rs_queue_locked(struct repl *r, uint8_t dir, const struct proto_op *op)
 		memcpy(buf, op->data, dlen);
 	o->data = dlen > 0 ? buf : NULL;
 	o->name = (struct proto_str){ "", 0 };
-	rec->rs = o;
-	rec->dir = dir;
-	rec->bytes = REPL_REC_OVERHEAD + plen + p2len + dlen;
-	rec->seq = ++r->last_seq;
-	o->seq = rec->seq;
-	r->inflight_bytes += rec->bytes;
-	r->inflight_ops++;
-	list_append(&r->incoming, rec);
-	(void)uv_async_send(&r->wake);
-	return rec->seq;
+	return rs_append_locked(r, rec, o, dir, plen + p2len + dlen);
 }
 
 uint64_t
@@ -330,17 +338,8 @@ repl_rs_queue_area_locked(struct repl *r, uint8_t dir, const struct proto_op *op
 	o->path.p = paths;
 	o->path2 = (struct proto_str){ "", 0 };
 	o->name = (struct proto_str){ "", 0 };
-	rec->rs = o;
 	rec->rs_pooled = true;
-	rec->dir = dir;
-	rec->bytes = REPL_REC_OVERHEAD + plen + op->data_len;
-	rec->seq = ++r->last_seq;
-	o->seq = rec->seq;
-	r->inflight_bytes += rec->bytes;
-	r->inflight_ops++;
-	list_append(&r->incoming, rec);
-	(void)uv_async_send(&r->wake);
-	return rec->seq;
+	return rs_append_locked(r, rec, o, dir, plen + op->data_len);
 }
 
 uint64_t

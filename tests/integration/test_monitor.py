@@ -25,18 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hamirror_test as ht  # noqa: E402
 import test_failover as tf  # noqa: E402
 
-SVC = r"""#!%s
-import os, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", %d)); s.listen(1)
-name = os.environ["HAMIRROR_NODE"].encode()
-while True:
-    c, _ = s.accept()
-    try:
-        c.sendall(name + b"\n")
-    finally:
-        c.close()
-""" % (sys.executable, tf.PORT)
+# test_failover's service as a program of its own (command name hm-svc), backlog 1
+SVC = "#!%s\n" % sys.executable + tf.SERVICE.replace("s.listen(16)", "s.listen(1)")
+assert "s.listen(1)" in SVC
 
 START_PRIM = """#!/bin/sh
 pidfile="$SVC_DIR/$HAMIRROR_NODE.pid"
@@ -73,6 +64,21 @@ ERRD = """    <errd polltimer="300ms">
       <proc name="hm-svc" atleast="1" action="restart" class="prim"/>
     </errd>
 """
+ERRD_HANDLER = """    <errd polltimer="300ms">
+      <proc name="hm-svc" atleast="1" action="svc-handler" class="prim"/>
+    </errd>
+"""
+# A handler: records its arguments; with "fix" in its mode file, starts the service again
+# and exits 0 (handled), else exits 1 (SafeKit: stopstart).
+HANDLER = """#!/bin/sh
+echo "$*" >> "$SVC_DIR/handler.log"  # (the <user> vars are in the environment)
+if [ "$(cat "%s/handler.mode")" = fix ]; then
+	setsid "%s/hm-svc" </dev/null >/dev/null 2>&1 &
+	echo $! > "%s/$HAMIRROR_NODE.pid"
+	exit 0
+fi
+exit 1
+"""
 TCP = """      <tcp ident="svc" when="prim" action="stopstart">
         <to addr="127.0.0.1" port="%d" interval="300ms" timeout="200ms"/>
       </tcp>
@@ -102,6 +108,10 @@ class MonitorBase(tf.Failover):
             f.write(SVC)
         os.chmod(p, 0o755)
         self.ctl_file = os.path.join(self.svc, "probe.state")
+        p = os.path.join(sd, "svc-handler")
+        with open(p, "w") as f:
+            f.write(HANDLER % ((self.svc,) * 3))
+        os.chmod(p, 0o755)
         p = os.path.join(sd, "probe")
         with open(p, "w") as f:
             f.write(PROBE % (self.ctl_file, os.path.join(ht.BIN_DIR, "mirrorctl")))
@@ -156,6 +166,32 @@ class Errd(MonitorBase):
         self.assertEqual(rc, 0, out + err)
         self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 60)
         self.assertEqual(self.st("n1")["maxloop"]["count"], 0)
+
+
+class Handler(MonitorBase):
+    userconfig = with_monitoring(tf.CONFIG, errd=ERRD_HANDLER)
+
+    def test_handler_exit_0_handles_and_exit_1_fails_over(self):
+        mode = os.path.join(self.svc, "handler.mode")
+        with open(mode, "w") as f:
+            f.write("fix\n")
+        self.start_pair()
+        ht.wait_for(lambda: self.resource("n1", "proc.hm-svc") == "up", 10,
+                    what="proc.hm-svc up on n1")
+        old = self.kill_svc("n1")
+        self.wait_new_svc("n1", old)  # the handler started it again
+        self.assertIn("check: resource=proc.hm-svc handled by svc-handler", self.log("n1"))
+        with open(os.path.join(self.svc, "handler.log")) as f:
+            self.assertIn("proc.hm-svc 0 running, at least 1 expected", f.read())
+        self.assertEqual(self.st("n1")["state"], "PRIM")
+        with open(mode, "w") as f:
+            f.write("fail\n")
+        ht.wait_for(lambda: self.resource("n1", "proc.hm-svc") == "up", 10,
+                    what="proc.hm-svc up again")
+        self.kill_svc("n1")
+        self.wait_states({"n2": ("PRIM", "Ready")}, 60)
+        self.assertRegex(self.log("n1"), r"check: action=stopstart resource=proc\.hm-svc "
+                                         r"reason=\"handler svc-handler failed \(status 1")
 
 
 class Tcp(MonitorBase):
@@ -245,7 +281,7 @@ class CustomWait(MonitorBase):
         self.assertIn("no resource custom.nope", out + err)
 
 
-for _cls in (MonitorBase, Errd, Tcp, CustomWait):
+for _cls in (MonitorBase, Errd, Handler, Tcp, CustomWait):
     for _name in [n for n in dir(tf.Failover) if n.startswith("test_")]:
         setattr(_cls, _name, None)
 
