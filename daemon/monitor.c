@@ -68,6 +68,7 @@ struct res {
 	uv_timer_t timer; /* tcp rounds; custom respawn */
 	bool timer_init;
 	unsigned round_left, round_bad;
+	unsigned round_gen; /* a new round after reactivation ignores older attempts */
 	/* custom */
 	uv_process_t child;
 	bool child_running;
@@ -84,6 +85,7 @@ struct tcp_try {
 	uv_timer_t timer;
 	int closes;
 	bool done;
+	unsigned gen;
 };
 
 struct monitor {
@@ -343,7 +345,7 @@ try_end(struct tcp_try *tt, bool ok, const char *why)
 	(void)uv_timer_stop(&tt->timer);
 	uv_close((uv_handle_t *)&tt->timer, try_closed);
 	uv_close((uv_handle_t *)&tt->tcp, try_closed);
-	if (tt->mo->freeing || !r->active)
+	if (tt->mo->freeing || !r->active || tt->gen != r->round_gen)
 		return;
 	if (!ok) {
 		r->round_bad++;
@@ -404,6 +406,7 @@ tcp_round(uv_timer_t *t)
 			((struct sockaddr_in6 *)&sa)->sin6_port = htons(to->port);
 		tt->mo = mo;
 		tt->r = r;
+		tt->gen = r->round_gen;
 		tt->closes = 2;
 		mo->n_tries++;
 		tt->tcp.data = tt->timer.data = tt->req.data = tt;
@@ -601,8 +604,9 @@ spawn_custom(struct res *r)
 	e = uv_spawn(mo->loop, &r->child, &o);
 	free(arg);
 	if (e < 0) {
-		log_err("check: resource=%s cannot start program=%s err=\"%s\"", r->name, path,
-		        uv_strerror(e));
+		log_ratelimited(LOG_LVL_ERR, 60000,
+		                "check: resource=%s cannot start program=%s err=\"%s\"", r->name,
+		                path, uv_strerror(e));
 		uv_close((uv_handle_t *)&r->child, child_closed);
 		r->child_running = true; /* until closed */
 		return;
@@ -639,6 +643,7 @@ activate(struct res *r, bool on)
 		else
 			(void)uv_timer_stop(&r->timer);
 		r->round_left = 0;
+		r->round_gen++;
 		break;
 	case K_PING:
 		if (on)
