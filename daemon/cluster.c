@@ -87,6 +87,8 @@ struct cluster {
 	bool res_ok;         /* no resource of a wait rule is down (monitor.c) */
 	bool rejoin_blocked; /* applying failed: no automatic rejoin */
 	struct monitor *mon; /* <errd> and <check>: tcp, custom */
+	char cgroup_dir[4200];   /* the scripts run in this cgroup v2 ("": none) */
+	char cgroup_procs[4300];
 	char **mon_env;
 	uint64_t *loops;     /* maxloop: when each restart/stopstart/wait happened */
 	size_t n_loops;
@@ -1314,6 +1316,58 @@ mon_action(void *ctx, const char *res, const char *action, const char *reason)
 	}
 }
 
+/*
+ * The scripts' cgroup: a child "hamirror-NODE-MODULE" of mirrord's own cgroup
+ * v2, so that every process a script starts (daemonised or not) stays
+ * known to the process monitor. Not used when our cgroup delegates
+ * controllers (a process may not live in it and in a child), or without
+ * cgroup v2: errd then counts every matching process of the namespace.
+ */
+static void
+setup_cgroup(struct cluster *c)
+{
+	char line[4096], mnt[4096] = "", rel[4096] = "", path[8400];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	bool root;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, " - cgroup2 ") != NULL &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
+			break;
+	if (f != NULL)
+		(void)fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			(void)snprintf(rel, sizeof(rel), "%s", line + 3);
+		}
+	if (f != NULL)
+		(void)fclose(f);
+	if (mnt[0] == '\0' || rel[0] != '/')
+		return;
+	root = strcmp(rel, "/") == 0;
+	(void)snprintf(path, sizeof(path), "%s%s/cgroup.subtree_control", mnt, root ? "" : rel);
+	f = root ? NULL : fopen(path, "re");
+	if (f != NULL) {
+		bool delegating = fgets(line, sizeof(line), f) != NULL && line[0] != '\n';
+
+		(void)fclose(f);
+		if (delegating)
+			return;
+	}
+	(void)snprintf(c->cgroup_dir, sizeof(c->cgroup_dir), "%s%s/hamirror-%s-%s", mnt,
+	               root ? "" : rel, c->m->node->name, c->m->module);
+	if (mkdir(c->cgroup_dir, 0755) == -1 && errno != EEXIST) {
+		log_info("script: no cgroup for the scripts dir=%s err=\"%s\"", c->cgroup_dir,
+		         strerror(errno));
+		c->cgroup_dir[0] = '\0';
+		return;
+	}
+	(void)snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "%s/cgroup.procs", c->cgroup_dir);
+	log_info("script: scripts run in cgroup %s", c->cgroup_dir);
+}
+
 /* The environment of custom checker and handler programs: the <user> vars,
  * and enough to call mirrorctl. */
 static char **
@@ -1633,7 +1687,10 @@ cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 				                        .module = m->module,
 				                        .node = m->node->name,
 				                        .peer = m->conf->nodes[m->peer_idx],
-				                        .user = &m->conf->user };
+				                        .user = &m->conf->user,
+				                        .cgroup_procs = c->cgroup_procs[0]
+				                                                ? c->cgroup_procs
+				                                                : NULL };
 
 			c->scripts = script_runner_new(m->loop, &env);
 		}
@@ -1876,10 +1933,12 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 		goto err_handles;
 	}
 	vip_set_probe_ms(c->vip, m->conf->heart.timeout_ms / 5);
+	setup_cgroup(c);
 	c->res_ok = true;
 	c->loops = mr_xcalloc((size_t)m->conf->service.maxloop + 2, sizeof(*c->loops));
 	c->mon_env = mon_env(m);
-	c->mon = monitor_new(m->loop, m->conf, c->scripts_dir, c->mon_env, mon_action, c);
+	c->mon = monitor_new(m->loop, m->conf, c->scripts_dir, c->mon_env,
+	                     c->cgroup_procs[0] ? c->cgroup_procs : NULL, mon_action, c);
 	monitor_enable(c->mon, !c->meta.checkers_off, !c->meta.errd_off);
 	if (m->conf->user.present) {
 		const struct script_env env = { .dir = c->scripts_dir,
@@ -1887,7 +1946,9 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 			                        .module = m->module,
 			                        .node = m->node->name,
 			                        .peer = m->conf->nodes[m->peer_idx],
-			                        .user = &m->conf->user };
+			                        .user = &m->conf->user,
+			                        .cgroup_procs = c->cgroup_procs[0] ? c->cgroup_procs
+			                                                           : NULL };
 
 		c->scripts = script_runner_new(m->loop, &env);
 		if (c->scripts == NULL) {
@@ -1976,6 +2037,8 @@ cluster_stop(struct mrd *m)
 	c->scripts = NULL;
 	monitor_free(c->mon); /* (its programs are killed; it uses mon_env no more) */
 	c->mon = NULL;
+	if (c->cgroup_dir[0] != '\0')
+		(void)rmdir(c->cgroup_dir); /* (stays while an application runs in it) */
 	mon_env_free(c->mon_env);
 	c->mon_env = NULL;
 	mr_free(&c->loops);

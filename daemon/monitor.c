@@ -62,7 +62,9 @@ struct res {
 	const struct conf_proc *proc;
 	regex_t name_re, arg_re;
 	bool has_name_re, has_arg_re;
-	int count; /* this poll's matches */
+	int count;    /* this poll's matches in our network namespace */
+	int count_cg; /* ... that the scripts started (in their cgroup) */
+	bool tracked; /* seen in the scripts' cgroup: count only those from now on */
 	/* tcp */
 	const struct conf_check *check;
 	uv_timer_t timer; /* tcp rounds; custom respawn */
@@ -100,6 +102,7 @@ struct monitor {
 	uv_timer_t poll;
 	bool checkers_on, errd_on;
 	bool ph[4];
+	char cgroup_procs[4200]; /* the scripts' cgroup ("": none) */
 	bool freeing;
 	int closes;   /* handles (and tcp attempts) to close before the free */
 	int n_tries;  /* tcp attempts in flight */
@@ -220,24 +223,63 @@ same_netns(int pfd, const char *mine)
 	return strcmp(ns, mine) == 0;
 }
 
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The pids in the scripts' cgroup, sorted (NULL and 0 without one). */
+static int *
+cgroup_pids(const struct monitor *mo, size_t *n)
+{
+	FILE *f = mo->cgroup_procs[0] ? fopen(mo->cgroup_procs, "re") : NULL;
+	int *v = NULL, pid;
+	size_t cap = 0;
+
+	*n = 0;
+	if (f == NULL)
+		return NULL;
+	while (fscanf(f, "%d", &pid) == 1) {
+		if (*n == cap) {
+			int *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+
+			if (nv == NULL)
+				break;
+			v = nv;
+		}
+		v[(*n)++] = pid;
+	}
+	(void)fclose(f);
+	if (v != NULL)
+		qsort(v, *n, sizeof(*v), cmp_int);
+	return v;
+}
+
 /* One pass over /proc for every active <proc>. */
 static void
 poll_procs(struct monitor *mo)
 {
 	char comm[64], cmdline[4096], mine[64];
 	ssize_t mn = readlink("/proc/self/ns/net", mine, sizeof(mine) - 1);
+	size_t n_cg;
+	int *cg = cgroup_pids(mo, &n_cg);
 	bool need_args = false;
 	struct dirent *e;
 	DIR *d;
 
 	for (size_t i = 0; i < mo->n_res; i++) {
-		mo->res[i].count = 0;
+		mo->res[i].count = mo->res[i].count_cg = 0;
 		need_args |= mo->res[i].kind == K_PROC && mo->res[i].active &&
 		             mo->res[i].has_arg_re;
 	}
 	d = opendir("/proc");
-	if (d == NULL)
+	if (d == NULL) {
+		free(cg);
 		return;
+	}
 	mine[mn > 0 ? mn : 0] = '\0';
 	while ((e = readdir(d)) != NULL) {
 		int pfd;
@@ -268,13 +310,21 @@ poll_procs(struct monitor *mo)
 					here = same_netns(pfd, mine);
 					checked = true;
 				}
-				if (here)
-					r->count++;
+				if (!here)
+					continue;
+				r->count++;
+				if (cg != NULL) {
+					int pid = atoi(e->d_name);
+
+					if (bsearch(&pid, cg, n_cg, sizeof(*cg), cmp_int) != NULL)
+						r->count_cg++;
+				}
 			}
 		}
 		(void)close(pfd);
 	}
 	(void)closedir(d);
+	free(cg);
 }
 
 static void
@@ -292,6 +342,17 @@ poll_cb(uv_timer_t *t)
 
 		if (r->kind != K_PROC || !r->active)
 			continue;
+		/* Once a matching process started by the scripts was seen, only those
+		 * count: another process of the same name is not the application. An
+		 * application the scripts only ask another manager to start (systemctl)
+		 * is never in their cgroup: every match in the namespace counts. */
+		if (r->count_cg > 0 && !r->tracked) {
+			r->tracked = true;
+			log_info("check: resource=%s follows the processes the scripts started",
+			         r->name);
+		}
+		if (r->tracked)
+			r->count = r->count_cg;
 		/* start_after="n": watched from the n-th poll after it became active */
 		if (p->start_after > 1 &&
 		    now - r->since_ms < (uint64_t)(p->start_after - 1) * mo->conf->errd.polltimer_ms)
@@ -503,10 +564,14 @@ run_handler(struct res *r, const char *reason)
 	struct monitor *mo = r->mo;
 	struct handler_run *hr = calloc(1, sizeof(*hr));
 	char path[8200], why[256];
-	char *args[] = { path, r->name, why, NULL };
+	/* in the scripts' cgroup, like them: what it starts is the application */
+	char *wrapped[] = { (char *)"/bin/sh", (char *)"-c",
+		            (char *)"echo $$ > \"$1\" 2>/dev/null; shift; exec \"$@\"",
+		            (char *)"hamirror-handler", mo->cgroup_procs, path, r->name, why, NULL };
+	char **args = mo->cgroup_procs[0] ? wrapped : wrapped + 5;
 	uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_IGNORE },
 		                       { .flags = UV_IGNORE } };
-	uv_process_options_t o = { .file = path, .args = args, .env = (char **)mo->env,
+	uv_process_options_t o = { .file = args[0], .args = args, .env = (char **)mo->env,
 		                   .cwd = mo->dir, .exit_cb = handler_exit_cb, .stdio = io,
 		                   .stdio_count = 3 };
 	int e;
@@ -631,6 +696,7 @@ activate(struct res *r, bool on)
 		return;
 	r->active = on;
 	r->fails = 0;
+	r->tracked = false;
 	r->since_ms = mr_now_ms();
 	if (!on)
 		r->st = ST_INIT; /* (no report: the phase ended, not the resource) */
@@ -710,11 +776,13 @@ compile(regex_t *re, const char *src, const char *what, const char *name)
 
 struct monitor *
 monitor_new(uv_loop_t *loop, const struct cluster_conf *conf, const char *dir, char *const *env,
-            monitor_action_fn fn, void *ctx)
+            const char *cgroup_procs, monitor_action_fn fn, void *ctx)
 {
 	struct monitor *mo = mr_xcalloc(1, sizeof(*mo));
 	size_t n = 0;
 
+	if (cgroup_procs != NULL)
+		(void)snprintf(mo->cgroup_procs, sizeof(mo->cgroup_procs), "%s", cgroup_procs);
 	mo->loop = loop;
 	mo->conf = conf;
 	(void)snprintf(mo->dir, sizeof(mo->dir), "%s", dir);

@@ -44,9 +44,13 @@ typedef void (*monitor_action_fn)(void *ctx, const char *resource, const char *a
                                   const char *reason);
 
 /* env: the environment for custom checker programs (NULL-terminated, kept);
- * dir: where relative exec names are found (the scripts directory). */
+ * dir: where relative exec names are found (the scripts directory);
+ * cgroup_procs: the cgroup.procs of the cgroup the scripts run in, or NULL.
+ * A <proc> for which a process of that cgroup was seen counts only those
+ * from then on (the application the scripts started, not a namesake). */
 struct monitor *monitor_new(uv_loop_t *loop, const struct cluster_conf *conf, const char *dir,
-                            char *const *env, monitor_action_fn fn, void *ctx);
+                            char *const *env, const char *cgroup_procs, monitor_action_fn fn,
+                            void *ctx);
 /* Stop everything (custom programs are killed) and free once the handles
  * are closed. */
 void monitor_free(struct monitor *mo);

@@ -75,6 +75,7 @@ struct script_runner {
 	char *node;
 	char *peer;
 	char *path_env; /* "PATH=..." */
+	char *cgroup_procs; /* NULL: scripts run in mirrord's cgroup */
 	char **vars;    /* "NAME=value", owned */
 	size_t n_vars;
 	bool logging;
@@ -126,6 +127,7 @@ runner_release(struct script_runner *s)
 		free(s->vars[i]);
 	free(s->vars);
 	free(s->dir);
+	free(s->cgroup_procs);
 	free(s->log_dir);
 	free(s->module);
 	free(s->node);
@@ -192,6 +194,7 @@ script_runner_new(uv_loop_t *loop, const struct script_env *env)
 	s->module = dup_or_null(env->module != NULL ? env->module : "", &failed);
 	s->node = dup_or_null(env->node != NULL ? env->node : "", &failed);
 	s->peer = dup_or_null(env->peer != NULL ? env->peer : "", &failed);
+	s->cgroup_procs = dup_or_null(env->cgroup_procs, &failed);
 	s->logging = env->user == NULL || env->user->logging;
 	if (path != NULL && path[0] != '\0')
 		s->path_env = env_str("PATH", path);
@@ -623,7 +626,7 @@ script_run(struct script_runner *s, const char *name, const char *const *args, c
 	uv_process_options_t opt = { 0 };
 	uv_stdio_container_t stdio[3];
 	char **argv = NULL, **envp = NULL;
-	size_t i, n_args = 0;
+	size_t i, k = 0, n_args = 0;
 	int null_fd = -1, out_fd = -1;
 	int r;
 
@@ -661,15 +664,24 @@ script_run(struct script_runner *s, const char *name, const char *const *args, c
 		return 0;
 	}
 
-	argv = calloc(n_args + 2, sizeof(*argv));
+	argv = calloc(n_args + 6, sizeof(*argv));
 	envp = build_env(s, role);
 	if (argv == NULL || envp == NULL) {
 		r = -ENOMEM;
 		goto err_unaccept;
 	}
-	argv[0] = path;
+	if (s->cgroup_procs != NULL) {
+		/* the shell joins the cgroup, then becomes the script: nothing the
+		 * script starts can escape it (no race with a fork) */
+		argv[k++] = (char *)"/bin/sh";
+		argv[k++] = (char *)"-c";
+		argv[k++] = (char *)"echo $$ > \"$1\" 2>/dev/null; shift; exec \"$@\"";
+		argv[k++] = (char *)"hamirror-script";
+		argv[k++] = s->cgroup_procs;
+	}
+	argv[k++] = path;
 	for (i = 0; i < n_args; i++)
-		argv[i + 1] = (char *)args[i];
+		argv[k++] = (char *)args[i];
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (null_fd == -1) {
 		r = -errno;
@@ -692,7 +704,7 @@ script_run(struct script_runner *s, const char *name, const char *const *args, c
 	stdio[2].flags = UV_INHERIT_FD;
 	stdio[2].data.fd = out_fd;
 	opt.exit_cb = exit_cb;
-	opt.file = path;
+	opt.file = argv[0];
 	opt.args = argv;
 	opt.env = envp;
 	opt.cwd = s->dir;

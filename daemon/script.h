@@ -37,6 +37,10 @@ struct script_env {
 	const char *node;
 	const char *peer;
 	const struct conf_user *user; /* vars, logging */
+	/* a cgroup's cgroup.procs: each script (and whatever it starts, even
+	 * daemonised) runs in that cgroup, so the process monitor knows which
+	 * processes the scripts started. NULL: none. */
+	const char *cgroup_procs;
 };
 
 struct script_runner;

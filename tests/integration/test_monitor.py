@@ -147,6 +147,17 @@ class Errd(MonitorBase):
         ht.wait_for(lambda: self.resource("n1", "proc.hm-svc") == "up", 10,
                     what="proc.hm-svc up on n1")
         self.assertEqual(self.resource("n2", "proc.hm-svc"), "init")  # class=prim
+        # a namesake on n1 that the scripts did not start (another port): errd follows
+        # the processes start_prim started (their cgroup), so it does not hide the kill
+        ht.wait_for(lambda: "follows the processes the scripts started" in self.log("n1"), 10,
+                    what="errd following start_prim's processes")
+        decoy_dir = os.path.join(self.svc, "decoy")
+        os.mkdir(decoy_dir)
+        decoy = os.path.join(decoy_dir, "hm-svc")
+        with open(decoy, "w") as f:
+            f.write(SVC.replace(str(tf.PORT), str(tf.PORT + 1)))
+        os.chmod(decoy, 0o755)
+        c.popen("n1", decoy)
         # maxloop="3" (the default): three restarts, the fourth detection stops
         for i in range(3):
             old = self.kill_svc("n1")
