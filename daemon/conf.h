@@ -217,6 +217,7 @@ struct conf_proc {
 	char name[CONF_NAME_MAX];
 	char *nameregex;
 	char *argregex;
+	bool service;               /* service="yes": name is a systemd unit */
 	int32_t atleast;            /* default 1; -1 disables */
 	int32_t atmax;              /* default -1 */
 	uint32_t start_after;       /* default 0 */

@@ -1451,6 +1451,7 @@ fill_errd(struct pctx *p, const xmlNode *n)
 			pr->nameregex = mr_xstrdup(v);
 		if ((v = attr_get(x, "argregex")) != NULL && regex_ok(p, x, "argregex", v, false))
 			pr->argregex = mr_xstrdup(v);
+		(void)get_bool(p, x, "service", false, &pr->service);
 		(void)get_int(p, x, "atleast", 1, -1, 1000, &i64);
 		pr->atleast = (int32_t)i64;
 		(void)get_int(p, x, "atmax", -1, -1, 1000, &i64);
@@ -1899,6 +1900,8 @@ conf_cluster_canonical(const struct cluster_conf *c)
 			put_kv(f, k, pr->nameregex);
 			snprintf(k, sizeof(k), "errd.proc.%zu.argregex", i);
 			put_kv(f, k, pr->argregex);
+			snprintf(k, sizeof(k), "errd.proc.%zu.service", i);
+			put_kv(f, k, pr->service ? "yes" : "no");
 			snprintf(k, sizeof(k), "errd.proc.%zu.atleast", i);
 			put_fmt(f, k, "%d", pr->atleast);
 			snprintf(k, sizeof(k), "errd.proc.%zu.atmax", i);

@@ -103,6 +103,7 @@ struct monitor {
 	bool checkers_on, errd_on;
 	bool ph[4];
 	char cgroup_procs[4200]; /* the scripts' cgroup ("": none) */
+	char cg_mount[4096];     /* where cgroup v2 is mounted ("": nowhere) */
 	bool freeing;
 	int closes;   /* handles (and tcp attempts) to close before the free */
 	int n_tries;  /* tcp attempts in flight */
@@ -258,6 +259,39 @@ cgroup_pids(const struct monitor *mo, size_t *n)
 	return v;
 }
 
+/* <proc service="yes">: the processes of systemd unit `name` (".service"
+ * added without a suffix), from its cgroup under system.slice, that live
+ * in our network namespace. */
+static int
+count_unit(const struct monitor *mo, const struct res *r, const char *mine)
+{
+	char path[8400], pidname[24];
+	const char *name = r->proc->name;
+	int pid, n = 0;
+	FILE *f;
+
+	if (mo->cg_mount[0] == '\0')
+		return 0;
+	(void)snprintf(path, sizeof(path), "%s/system.slice/%s%s/cgroup.procs", mo->cg_mount, name,
+	               strchr(name, '.') != NULL ? "" : ".service");
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0; /* no such unit running */
+	while (fscanf(f, "%d", &pid) == 1) {
+		int pfd;
+
+		(void)snprintf(pidname, sizeof(pidname), "/proc/%d", pid);
+		pfd = open(pidname, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0)
+			continue;
+		if (same_netns(pfd, mine))
+			n++;
+		(void)close(pfd);
+	}
+	(void)fclose(f);
+	return n;
+}
+
 /* One pass over /proc for every active <proc>. */
 static void
 poll_procs(struct monitor *mo)
@@ -270,8 +304,11 @@ poll_procs(struct monitor *mo)
 	struct dirent *e;
 	DIR *d;
 
+	mine[mn > 0 ? mn : 0] = '\0';
 	for (size_t i = 0; i < mo->n_res; i++) {
 		mo->res[i].count = mo->res[i].count_cg = 0;
+		if (mo->res[i].kind == K_PROC && mo->res[i].active && mo->res[i].proc->service)
+			mo->res[i].count = count_unit(mo, &mo->res[i], mine);
 		need_args |= mo->res[i].kind == K_PROC && mo->res[i].active &&
 		             mo->res[i].has_arg_re;
 	}
@@ -280,7 +317,6 @@ poll_procs(struct monitor *mo)
 		free(cg);
 		return;
 	}
-	mine[mn > 0 ? mn : 0] = '\0';
 	while ((e = readdir(d)) != NULL) {
 		int pfd;
 
@@ -304,7 +340,8 @@ poll_procs(struct monitor *mo)
 			for (size_t i = 0; i < mo->n_res; i++) {
 				struct res *r = &mo->res[i];
 
-				if (r->kind != K_PROC || !r->active || !proc_matches(r, comm, cmdline))
+				if (r->kind != K_PROC || !r->active || r->proc->service ||
+				    !proc_matches(r, comm, cmdline))
 					continue;
 				if (!checked) {
 					here = same_netns(pfd, mine);
@@ -762,6 +799,23 @@ monitor_enable(struct monitor *mo, bool checkers, bool errd)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+static void
+find_cgroup2(char *out, size_t len)
+{
+	char line[4096], mnt[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	out[0] = '\0';
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, " - cgroup2 ") != NULL &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
+			(void)snprintf(out, len, "%s", mnt);
+			break;
+		}
+	if (f != NULL)
+		(void)fclose(f);
+}
+
 static bool
 compile(regex_t *re, const char *src, const char *what, const char *name)
 {
@@ -783,6 +837,7 @@ monitor_new(uv_loop_t *loop, const struct cluster_conf *conf, const char *dir, c
 
 	if (cgroup_procs != NULL)
 		(void)snprintf(mo->cgroup_procs, sizeof(mo->cgroup_procs), "%s", cgroup_procs);
+	find_cgroup2(mo->cg_mount, sizeof(mo->cg_mount));
 	mo->loop = loop;
 	mo->conf = conf;
 	(void)snprintf(mo->dir, sizeof(mo->dir), "%s", dir);

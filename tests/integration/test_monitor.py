@@ -79,6 +79,10 @@ if [ "$(cat "%s/handler.mode")" = fix ]; then
 fi
 exit 1
 """
+ERRD_UNIT = """    <errd polltimer="300ms">
+      <proc name="hm-unit" service="yes" action="noaction" class="prim"/>
+    </errd>
+"""
 TCP = """      <tcp ident="svc" when="prim" action="stopstart">
         <to addr="127.0.0.1" port="%d" interval="300ms" timeout="200ms"/>
       </tcp>
@@ -205,6 +209,44 @@ class Handler(MonitorBase):
                                          r"reason=\"handler svc-handler failed \(status 1")
 
 
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                return line.split()[4]
+    return None
+
+
+class Unit(MonitorBase):
+    """<proc service="yes">: a systemd unit's processes, counted from its cgroup. This
+    machine runs no systemd: the test makes the cgroup a unit would have
+    (system.slice/hm-unit.service) and puts a process of n1's namespace in it."""
+    userconfig = with_monitoring(tf.CONFIG, errd=ERRD_UNIT)
+
+    def test_unit_up_while_its_cgroup_has_a_process(self):
+        mnt = cgroup2_mount()
+        if mnt is None:
+            self.skipTest("no cgroup v2 here")
+        slice_dir = os.path.join(mnt, "system.slice")
+        made_slice = not os.path.isdir(slice_dir)
+        unit = os.path.join(slice_dir, "hm-unit.service")
+        os.makedirs(unit)
+        self.addCleanup(lambda: made_slice and os.rmdir(slice_dir))
+        self.addCleanup(lambda: os.path.isdir(unit) and os.rmdir(unit))
+        p = self.c.popen("n1", "sleep", "600")
+        with open(os.path.join(unit, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % p.pid)
+        self.start_pair()
+        ht.wait_for(lambda: self.resource("n1", "proc.hm-unit") == "up", 10,
+                    what="proc.hm-unit up on n1")
+        p.kill()
+        p.wait()
+        ht.wait_for(lambda: self.resource("n1", "proc.hm-unit") == "down", 10,
+                    what="proc.hm-unit down once the unit has no process")
+        self.assertRegex(self.log("n1"), r"check: action=noaction resource=proc\.hm-unit "
+                                         r"reason=\"0 running, at least 1 expected\"")
+
+
 class Tcp(MonitorBase):
     userconfig = with_monitoring(tf.CONFIG, check=TCP)
 
@@ -292,7 +334,7 @@ class CustomWait(MonitorBase):
         self.assertIn("no resource custom.nope", out + err)
 
 
-for _cls in (MonitorBase, Errd, Handler, Tcp, CustomWait):
+for _cls in (MonitorBase, Errd, Handler, Unit, Tcp, CustomWait):
     for _name in [n for n in dir(tf.Failover) if n.startswith("test_")]:
         setattr(_cls, _name, None)
 

@@ -768,6 +768,9 @@ class Cluster:
         for node in self.nodes.values():
             attempt("stop processes of " + node.name, self._stop_all, node)
         attempt("kill namespace processes", self._kill_ns_processes)
+        for node in self.nodes.values():  # the cgroup mirrord made for its scripts
+            attempt("remove the scripts' cgroup of " + node.name, _rm_scripts_cgroup,
+                    node.name, self.module)
         for mp in reversed(self.mounted):
             attempt("unmount " + mp, _umount, mp)
         self.mounted = []
@@ -1087,6 +1090,26 @@ def _umount(mp):
         run(["umount", "-l", mp], check=False)
     if mp in mounts_under(mp):
         raise HarnessError("still mounted")
+
+
+def _rm_scripts_cgroup(node, module):
+    """mirrord runs the scripts in cgroup v2 hamirror-NODE-MODULE, a child of its own
+    cgroup (ours); it is left behind when the daemon stops before the application."""
+    mnt = rel = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if " - cgroup2 " in line:
+                mnt = line.split()[4]
+                break
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                rel = line[3:].strip()
+    if mnt is None or rel is None:
+        return
+    d = os.path.join(mnt + (rel if rel != "/" else ""), "hamirror-%s-%s" % (node, module))
+    if os.path.isdir(d):
+        os.rmdir(d)
 
 
 def _remove_tree(path):
