@@ -464,6 +464,14 @@ set_state(struct cluster *c, enum mrd_state st, enum mrd_readiness rd, const cha
 		save_clean_stop(c); /* a stop from a running state, nothing mounted */
 	monitor_set_phase(c->mon, st != MRD_STOP, is_primary(st) && rd == MRD_READY,
 	                  st == MRD_SECOND && rd == MRD_READY);
+	/* a wait rule's resource just started (init) holds the module in WAIT */
+	if (c->mon != NULL && was == MRD_STOP && st != MRD_STOP) {
+		char why[160];
+
+		c->res_ok = monitor_wait_ok(c->mon, why, sizeof(why));
+		if (!c->res_ok)
+			log_info("check: waiting for the first check reason=\"%s\"", why);
+	}
 	if (changed)
 		publish(c);
 }
@@ -1281,10 +1289,13 @@ mon_action(void *ctx, const char *res, const char *action, const char *reason)
 	if (strcmp(action, "wakeup") == 0) {
 		was = c->res_ok;
 		c->res_ok = monitor_wait_ok(c->mon, why, sizeof(why));
-		log_notice("check: resource=%s up again%s", res,
-		           c->res_ok ? "; starting again" : "");
-		if (!was && c->res_ok && c->intf_ok)
-			run_event(c, FSM_EV_INTF_UP);
+		if (was || !c->res_ok)
+			return;
+		log_notice("check: resource=%s up again; starting again", res);
+		if (c->intf_ok) {
+			run_event(c, FSM_EV_INTF_UP); /* WAIT (NotReady): start over */
+			run_event(c, FSM_EV_PEER);    /* WAIT (Transient): the election */
+		}
 		return;
 	}
 	log_warn("check: action=%s resource=%s reason=\"%s\"", action, res, reason);

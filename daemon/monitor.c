@@ -175,7 +175,7 @@ set_state(struct res *r, enum res_state st, const char *reason)
 		run_handler(r, reason);
 	else if (st == ST_DOWN)
 		r->mo->fn(r->mo->ctx, r->name, r->action, reason);
-	else if (st == ST_UP && was == ST_DOWN && is_wait(r))
+	else if (st == ST_UP && is_wait(r)) /* (from init too: SafeKit waits for it) */
 		r->mo->fn(r->mo->ctx, r->name, "wakeup", reason);
 }
 
@@ -983,7 +983,7 @@ monitor_wait_ok(struct monitor *mo, char *why, size_t why_len)
 	for (size_t i = 0; mo != NULL && i < mo->n_res; i++) {
 		const struct res *r = &mo->res[i];
 
-		if (r->active && is_wait(r) && r->st != ST_UP) {
+		if (r->active && is_wait(r) && r->st != ST_UP) { /* init holds too */
 			(void)snprintf(why, why_len, "resource %s is %s", r->name,
 			               state_names[r->st]);
 			return false;

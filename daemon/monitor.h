@@ -20,7 +20,9 @@
  * a custom resource goes down when its program says so. On going down, the
  * resource's action is reported (monitor_action_fn): restart, stop,
  * stopstart, wait, noaction, or a handler program for <proc>. A resource of
- * a wait rule that comes back up reports "wakeup".
+ * a wait rule that comes up (from down, or from init at start) reports
+ * "wakeup": as in SafeKit, a module whose wait resources are not all up yet
+ * stays in WAIT.
  *
  * Which resources run follows the module (monitor_set_phase): when="pre"
  * (and class="pre") while the module is started, "prim" on a primary
