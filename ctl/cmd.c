@@ -49,6 +49,18 @@ static const struct cmd_opt check_opts[] = {
 	{ CMD_OPT_END, 0, NULL, NULL, NULL },
 };
 
+static const struct cmd_opt set_opts[] = {
+	{ CMD_OPT_RESOURCE, 'r', "resource", "RESOURCE", "the resource (SafeKit's form)" },
+	{ CMD_OPT_VALUE, 'v', "value", "VALUE", "up or down" },
+	{ CMD_OPT_END, 0, NULL, NULL, NULL },
+};
+
+static const struct cmd_opt state_opts[] = {
+	{ CMD_OPT_JSON, 0, "json", NULL, "print the daemon's reply as JSON" },
+	{ CMD_OPT_VERBOSE, 'v', "verbose", NULL, "also list the resources and their state" },
+	{ CMD_OPT_END, 0, NULL, NULL, NULL },
+};
+
 static const struct cmd_opt prim_opts[] = {
 	{ CMD_OPT_FORCE, 0, "force", NULL,
 	  "even if this node's data is not known to be up to date (it becomes the reference)" },
@@ -73,8 +85,8 @@ static const struct cmd_def config_cmds[] = {
 const struct cmd_def cmd_table[] = {
 	{ "status", "[--json|-w [SECONDS]]", "show the module's state, peer and configuration",
 	  CMD_RUN_STATUS, CMD_F_DAEMON | CMD_F_JSON, status_opts, 0, 0, NULL },
-	{ "state", "[--json]", "print the state; the exit code is the state (see below)",
-	  CMD_RUN_STATE, CMD_F_DAEMON | CMD_F_JSON | CMD_F_STATE_EXIT, json_opts, 0, 0, NULL },
+	{ "state", "[--json] [-v]", "print the state; the exit code is the state (see below)",
+	  CMD_RUN_STATE, CMD_F_DAEMON | CMD_F_JSON | CMD_F_STATE_EXIT, state_opts, 0, 0, NULL },
 	{ "start", "", "start the module on this node (WAIT, then elected or joining)",
 	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 0, 0, NULL },
 	{ "stop", "", "stop the module here; a primary first hands over to an up-to-date secondary",
@@ -93,8 +105,9 @@ const struct cmd_def cmd_table[] = {
 	  CMD_F_DAEMON, NULL, 0, 0, NULL },
 	{ "failover", "on|off", "allow (or forbid) this node to take over automatically",
 	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 1, 1, NULL },
-	{ "set", "RESOURCE up|down", "set a custom checker's resource (custom.IDENT)",
-	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 2, 2, NULL },
+	{ "set", "RESOURCE up|down | -r RESOURCE -v up|down",
+	  "set a custom checker's resource (custom.IDENT)", CMD_RUN_DAEMON, CMD_F_DAEMON,
+	  set_opts, 0, 2, NULL },
 	{ "checker", "on|off", "run the <check> checkers or not (kept across restarts)",
 	  CMD_RUN_DAEMON, CMD_F_DAEMON, NULL, 1, 1, NULL },
 	{ "errd", "on|off", "run the <errd> process monitor or not (kept across restarts)",
@@ -323,6 +336,15 @@ set_opt(struct cmd_line *cl, const struct cmd_opt *o, const char *val, char *err
 		return 0;
 	case CMD_OPT_FULL:
 		cl->full = true;
+		return 0;
+	case CMD_OPT_RESOURCE:
+		cl->resource = val;
+		return 0;
+	case CMD_OPT_VALUE:
+		cl->value = val;
+		return 0;
+	case CMD_OPT_VERBOSE:
+		cl->verbose = true;
 		return 0;
 	case CMD_OPT_FOLLOW:
 		cl->follow = true;

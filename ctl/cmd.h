@@ -71,6 +71,9 @@ enum cmd_opt_id {
 	CMD_OPT_FORCE,
 	CMD_OPT_WATCH,
 	CMD_OPT_FULL,
+	CMD_OPT_RESOURCE,
+	CMD_OPT_VALUE,
+	CMD_OPT_VERBOSE,
 };
 
 /* One option; arrays of them end with an entry whose id is CMD_OPT_END. */
@@ -121,6 +124,9 @@ struct cmd_line {
 	bool node_file;               /* config check --node */
 	bool force;                   /* prim --force */
 	bool full;                    /* resync --full */
+	const char *resource;         /* set -r */
+	const char *value;            /* set -v */
+	bool verbose;                 /* state -v */
 	unsigned watch_ms;            /* status -w; 0 = no watch */
 	const char **args;            /* positional arguments; owned array */
 	int n_args;

@@ -587,11 +587,15 @@ run_state(struct ctx *x)
 		j = json_pack("{s:O?, s:O?, s:O?}", "state", json_object_get(result, "state"),
 		              "readiness", json_object_get(result, "readiness"), "uptodate",
 		              json_object_get(result, "uptodate"));
+		if (j != NULL && x->cl.verbose && json_object_get(result, "resources") != NULL)
+			json_object_set(j, "resources", json_object_get(result, "resources"));
 		if (j != NULL)
 			(void)out_json(stdout, j);
 		json_decref(j);
 	} else {
 		out_state(stdout, result);
+		if (x->cl.verbose)
+			out_resources(stdout, result);
 	}
 	json_decref(reply);
 	return ex;
@@ -618,6 +622,11 @@ run_daemon(struct ctx *x)
 	if (x->cl.force && json_array_append_new(args, json_string("--force")) == -1)
 		goto err_nomem;
 	if (x->cl.full && json_array_append_new(args, json_string("--full")) == -1)
+		goto err_nomem;
+	if (x->cl.resource != NULL &&
+	    json_array_append_new(args, json_string(x->cl.resource)) == -1)
+		goto err_nomem;
+	if (x->cl.value != NULL && json_array_append_new(args, json_string(x->cl.value)) == -1)
 		goto err_nomem;
 	ex = request(x, name, json_array_size(args) ? args : NULL, &reply, &result);
 	json_decref(args);

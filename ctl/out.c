@@ -489,3 +489,20 @@ out_node_json(const char *file, const struct node_conf *n)
 	                 "valid", 1, "node", n->name, "run_dir", n->run_dir, "log_dir", n->log_dir,
 	                 "state_dir", n->state_dir);
 }
+
+void
+out_resources(FILE *f, const json_t *r)
+{
+	const json_t *res = json_object_get(r, "resources"), *ml = json_object_get(r, "maxloop");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach ((json_t *)res, k, v)
+		fprintf(f, "  %-32s %s\n", k, json_string_value(v) ? json_string_value(v) : "?");
+	fprintf(f, "  checkers %s, errd %s", str_at(r, "checkers", "?"), str_at(r, "errd", "?"));
+	if (json_is_object(ml))
+		fprintf(f, ", maxloop %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+		        json_integer_value(json_object_get(ml, "count")),
+		        json_integer_value(json_object_get(ml, "max")));
+	fprintf(f, "\n");
+}

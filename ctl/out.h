@@ -33,6 +33,8 @@ void out_status(FILE *f, const json_t *result);
 
 /* "STOP (NotReady)" plus a newline. */
 void out_state(FILE *f, const json_t *result);
+/* `state -v`: one line per resource (errd, checkers), then the switches. */
+void out_resources(FILE *f, const json_t *result);
 
 /* "FILE: valid, module config hash H, nodes A B, N replicated dirs, VIP X". */
 void out_cluster_summary(FILE *f, const char *file, const struct cluster_conf *c);

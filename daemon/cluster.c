@@ -1415,6 +1415,38 @@ mon_env_free(char **env)
 	free(env);
 }
 
+/* The intf and ip checkers (vip.c, checked by check_cb) in the same model:
+ * intf.<interface> and ip.<address>, init/up/down. */
+static void
+status_vip_resources(struct cluster *c, json_t *res)
+{
+	const struct conf_vip *v = &c->m->conf->vip;
+	bool prim = is_primary(c->m->state) && c->m->readiness == MRD_READY;
+	char k[96];
+
+	if (res == NULL || !v->present)
+		return;
+	for (size_t i = 0; i < v->n_intfs; i++) {
+		const struct conf_vip_intf *it = &v->intfs[i];
+
+		if (it->check) {
+			(void)snprintf(k, sizeof(k), "intf.%s", it->name[0] ? it->name : "auto");
+			json_object_set_new(res, k, json_string(c->m->state == MRD_STOP ? "init"
+			                                        : c->intf_ok          ? "up"
+			                                                              : "down"));
+		}
+		for (size_t j = 0; j < it->n_addrs; j++) {
+			if (!it->addrs[j].check)
+				continue;
+			(void)snprintf(k, sizeof(k), "ip.%s", it->addrs[j].addr_str);
+			json_object_set_new(res, k,
+			                    json_string(!prim ? "init"
+			                                : c->vip != NULL && vip_held(c->vip) ? "up"
+			                                                                      : "down"));
+		}
+	}
+}
+
 int
 cluster_set_resource(struct mrd *m, const char *res, const char *value, char *msg,
                      size_t msg_len)
@@ -1787,6 +1819,7 @@ cluster_status(struct mrd *m, json_t *result)
 	if (c == NULL)
 		return;
 	monitor_status(c->mon, result);
+	status_vip_resources(c, json_object_get(result, "resources"));
 	json_object_set_new(result, "maxloop",
 	                    json_pack("{s:I,s:i,s:I}", "count", (json_int_t)c->n_loops, "max",
 	                              (int)m->conf->service.maxloop, "interval_s",

@@ -46,7 +46,7 @@ last=
 while :; do
 	v=$(cat "%s.$HAMIRROR_NODE" 2>/dev/null)
 	if [ -n "$v" ] && [ "$v" != "$last" ]; then
-		"%s" set custom.probe "$v" && last=$v
+		"%s" set -r custom.probe -v "$v" && last=$v  # (SafeKit's form)
 	fi
 	sleep 0.1
 done
@@ -277,6 +277,15 @@ class Tcp(MonitorBase):
     def test_checkers_off_leave_a_hung_service_alone_and_persist(self):
         c = self.c
         self.start_pair()
+        # the intf and ip checkers appear in the same model; `state -v` lists them all
+        ht.wait_for(lambda: self.resource("n1", "tcp.svc") == "up", 10, what="tcp.svc up")
+        self.assertEqual(self.resource("n1", "intf.eth0"), "up")
+        self.assertEqual(self.resource("n1", "ip.%s" % ht.VIP_ADDR), "up")
+        self.assertEqual(self.resource("n2", "ip.%s" % ht.VIP_ADDR), "init")
+        rc, out, err = c.ctl("n1", "state", "-v")
+        self.assertEqual(rc, 3, out + err)  # PRIM
+        self.assertRegex(out, r"tcp\.svc +up")
+        self.assertIn("checkers on, errd on, maxloop 0/3", out)
         rc, out, err = c.ctl("n1", "checker", "off")
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(self.st("n1")["checkers"], "off")
