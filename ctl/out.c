@@ -75,6 +75,7 @@ out_usage(FILE *f)
 }
 
 /* `mirrorctl help CMD` and `CMD -h`: synopsis, one-line help, options. */
+
 void
 out_cmd_usage(FILE *f, const struct cmd_def *parent, const struct cmd_def *c)
 {
@@ -125,6 +126,20 @@ str_at(const json_t *o, const char *key, const char *dflt)
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s ? s : dflt;
+}
+
+/* "checkers on, errd on, maxloop N/M" and a newline. */
+static void
+print_switches(FILE *f, const json_t *r)
+{
+	const json_t *ml = json_object_get(r, "maxloop");
+
+	fprintf(f, "checkers %s, errd %s", str_at(r, "checkers", "?"), str_at(r, "errd", "?"));
+	if (json_is_object(ml))
+		fprintf(f, ", maxloop %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+		        json_integer_value(json_object_get(ml, "count")),
+		        json_integer_value(json_object_get(ml, "max")));
+	fprintf(f, "\n");
 }
 
 /* Two most significant units only: an uptime needs no more precision. */
@@ -319,7 +334,7 @@ out_cluster(FILE *f, const json_t *r)
 	}
 	if (json_is_object(json_object_get(r, "resources")) &&
 	    json_object_size(json_object_get(r, "resources")) > 0) {
-		const json_t *res = json_object_get(r, "resources"), *ml = json_object_get(r, "maxloop");
+		const json_t *res = json_object_get(r, "resources");
 		const char *k, *sep = "";
 		json_t *v;
 
@@ -329,12 +344,8 @@ out_cluster(FILE *f, const json_t *r)
 			fprintf(f, "%s%s %s", sep, k, json_string_value(v) ? json_string_value(v) : "?");
 			sep = ", ";
 		}
-		fprintf(f, "; checkers %s, errd %s", str_at(r, "checkers", "?"), str_at(r, "errd", "?"));
-		if (json_is_object(ml))
-			fprintf(f, "; maxloop %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
-			        json_integer_value(json_object_get(ml, "count")),
-			        json_integer_value(json_object_get(ml, "max")));
-		fprintf(f, "\n");
+		fprintf(f, "; ");
+		print_switches(f, r);
 	}
 	if (json_is_object(lt) && str_at(lt, "event", "")[0] != '\0') {
 		time_t t = (time_t)(json_integer_value(json_object_get(lt, "time_ms")) / 1000);
@@ -348,6 +359,7 @@ out_cluster(FILE *f, const json_t *r)
 		        str_at(lt, "event", "?"), when, str_at(lt, "reason", ""));
 	}
 }
+
 
 void
 out_status(FILE *f, const json_t *r)
@@ -493,16 +505,12 @@ out_node_json(const char *file, const struct node_conf *n)
 void
 out_resources(FILE *f, const json_t *r)
 {
-	const json_t *res = json_object_get(r, "resources"), *ml = json_object_get(r, "maxloop");
+	const json_t *res = json_object_get(r, "resources");
 	const char *k;
 	json_t *v;
 
 	json_object_foreach ((json_t *)res, k, v)
 		fprintf(f, "  %-32s %s\n", k, json_string_value(v) ? json_string_value(v) : "?");
-	fprintf(f, "  checkers %s, errd %s", str_at(r, "checkers", "?"), str_at(r, "errd", "?"));
-	if (json_is_object(ml))
-		fprintf(f, ", maxloop %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
-		        json_integer_value(json_object_get(ml, "count")),
-		        json_integer_value(json_object_get(ml, "max")));
-	fprintf(f, "\n");
+	fprintf(f, "  ");
+	print_switches(f, r);
 }

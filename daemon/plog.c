@@ -245,21 +245,6 @@ parse(const uint8_t *d, size_t len, plog_each_fn fn, void *arg, struct plog_load
 
 /* ---- files --------------------------------------------------------------------- */
 
-static int
-fsync_parent(const char *path)
-{
-	char dir[4096];
-	int fd, r = 0;
-
-	(void)snprintf(dir, sizeof(dir), "%s", path);
-	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || fsync(fd) == -1)
-		r = -errno;
-	if (fd != -1)
-		(void)close(fd);
-	return r;
-}
-
 /* Write image as the new log (temp file, fsync, rename, fsync dir); the new
  * fd for appends in *fd_out. 0 or -errno. */
 static int
@@ -281,7 +266,7 @@ replace_file(const char *path, const uint8_t *img, size_t len, int *fd_out)
 	if (r == 0 && rename(tmp, path) == -1)
 		r = -errno;
 	if (r == 0)
-		r = fsync_parent(path);
+		r = mr_fsync_parent(path);
 	if (r < 0) {
 		(void)close(fd);
 		(void)unlink(tmp);
@@ -486,7 +471,7 @@ fail_locked(struct plog *p, int err)
 		        "resync compares every file)",
 		        p->path, strerror(-err));
 	p->failed = true;
-	if (!p->removed && (unlink(p->path) == 0 || errno == ENOENT) && fsync_parent(p->path) == 0)
+	if (!p->removed && (unlink(p->path) == 0 || errno == ENOENT) && mr_fsync_parent(p->path) == 0)
 		p->removed = true;
 	if (p->fd != -1) {
 		(void)close(p->fd);

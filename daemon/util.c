@@ -97,9 +97,24 @@ mr_set_err(char *err, size_t err_len, const char *fmt, ...)
 }
 
 int
+mr_fsync_parent(const char *path)
+{
+	char dir[4096];
+	int fd, r = 0;
+
+	(void)snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fsync(fd) == -1)
+		r = -errno;
+	if (fd != -1)
+		(void)close(fd);
+	return r;
+}
+
+int
 mr_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len)
 {
-	char tmp[4096], dir[4096];
+	char tmp[4096];
 	int fd, r = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
@@ -120,14 +135,8 @@ mr_write_file_atomic(const char *path, const char *data, size_t len, char *err, 
 		r = -errno;
 	if (r == 0 && rename(tmp, path) == -1)
 		r = -errno;
-	if (r == 0) {
-		(void)snprintf(dir, sizeof(dir), "%s", path);
-		fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd == -1 || fsync(fd) == -1)
-			r = -errno;
-		if (fd != -1)
-			(void)close(fd);
-	}
+	if (r == 0)
+		r = mr_fsync_parent(path);
 out:
 	if (r < 0) {
 		(void)unlink(tmp);

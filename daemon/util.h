@@ -94,6 +94,9 @@ mr_get_be64(const uint8_t *p)
 /* Format a reason into err (which may be NULL or 0 bytes long). */
 void mr_set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
 
+/* fsync the directory holding path (a rename in it is durable). 0 or -errno. */
+int mr_fsync_parent(const char *path);
+
 /* Replace path with data and a newline atomically: a temp file, fsync,
  * rename, fsync of the directory. Returns 0 or -errno with err set. */
 int mr_write_file_atomic(const char *path, const char *data, size_t len, char *err,
