@@ -1367,15 +1367,23 @@ setup_cgroup(struct cluster *c)
 		if (delegating)
 			return;
 	}
-	(void)snprintf(c->cgroup_dir, sizeof(c->cgroup_dir), "%s%s/hamirror-%s-%s", mnt,
-	               root ? "" : rel, c->m->node->name, c->m->module);
+	if ((size_t)snprintf(c->cgroup_dir, sizeof(c->cgroup_dir), "%s%s/hamirror-%s-%s", mnt,
+	                     root ? "" : rel, c->m->node->name,
+	                     c->m->module) >= sizeof(c->cgroup_dir)) {
+		c->cgroup_dir[0] = '\0';
+		return; /* (a path that long is not a cgroup we could use) */
+	}
 	if (mkdir(c->cgroup_dir, 0755) == -1 && errno != EEXIST) {
 		log_info("script: no cgroup for the scripts dir=%s err=\"%s\"", c->cgroup_dir,
 		         strerror(errno));
 		c->cgroup_dir[0] = '\0';
 		return;
 	}
-	(void)snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "%s/cgroup.procs", c->cgroup_dir);
+	if ((size_t)snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "%s/cgroup.procs",
+	                     c->cgroup_dir) >= sizeof(c->cgroup_procs)) {
+		c->cgroup_dir[0] = c->cgroup_procs[0] = '\0';
+		return;
+	}
 	log_info("script: scripts run in cgroup %s", c->cgroup_dir);
 }
 
