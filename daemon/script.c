@@ -664,7 +664,7 @@ script_run(struct script_runner *s, const char *name, const char *const *args, c
 		return 0;
 	}
 
-	argv = calloc(n_args + 6, sizeof(*argv));
+	argv = calloc(n_args + 7, sizeof(*argv)); /* wrapper (5), script, args, NULL */
 	envp = build_env(s, role);
 	if (argv == NULL || envp == NULL) {
 		r = -ENOMEM;

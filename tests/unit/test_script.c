@@ -395,6 +395,41 @@ signal_is_failed_with_negative_signal(void **state)
 	assert_non_null(strstr(f->detail, "signal"));
 }
 
+/* With a cgroup for the scripts, a shell joins it (writes its pid into
+ * cgroup.procs, here a plain file) then becomes the script: the same
+ * arguments, environment and result. */
+static void
+cgroup_wrapper_keeps_args(void **state)
+{
+	struct fx *f = *state;
+	const char *const args[] = { "force", "PRIM", "STOP", "stop", NULL };
+	char procs[PATH_MAX + 16], *out;
+
+	(void)snprintf(procs, sizeof(procs), "%s.procs", outfile);
+	(void)unlink(procs);
+	script_runner_free(f->s);
+	f->env.cgroup_procs = procs;
+	new_runner(f);
+	write_script("stop_prim", 0755,
+	             "out=\"$OUTFILE\"\n"
+	             "printf 'argc=%s\\n' \"$#\" > \"$out\"\n"
+	             "for a in \"$@\"; do printf 'arg=%s\\n' \"$a\" >> \"$out\"; done\n"
+	             "printf 'node=%s\\n' \"$HAMIRROR_NODE\" >> \"$out\"\n"
+	             "exit 3\n");
+	run_wait(f, "stop_prim", args, 5000, 5000);
+	assert_int_equal(f->res, SCRIPT_FAILED);
+	assert_int_equal(f->status, 3);
+	out = read_text(outfile);
+	assert_non_null(out);
+	assert_string_equal(out, "argc=4\narg=force\narg=PRIM\narg=STOP\narg=stop\nnode=n1\n");
+	free(out);
+	out = read_text(procs);
+	assert_non_null(out);
+	assert_true(atoi(out) > 1); /* the shell's pid, which became the script's */
+	free(out);
+	f->env.cgroup_procs = NULL;
+}
+
 static void
 missing_script_is_ok_absent(void **state)
 {
@@ -783,6 +818,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(args_and_env_reach_script, setup, teardown),
+		cmocka_unit_test_setup_teardown(cgroup_wrapper_keeps_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(exit_code_is_failed_with_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(signal_is_failed_with_negative_signal, setup,
 		                                teardown),
