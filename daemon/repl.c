@@ -339,7 +339,8 @@ repl_rs_queue_area_locked(struct repl *r, uint8_t dir, const struct proto_op *op
 	o->path2 = (struct proto_str){ "", 0 };
 	o->name = (struct proto_str){ "", 0 };
 	rec->rs_pooled = true;
-	return rs_append_locked(r, rec, o, dir, plen + op->data_len);
+	/* the in-flight budget counts the whole area it holds, not only its data */
+	return rs_append_locked(r, rec, o, dir, POOL_BUF_SIZE);
 }
 
 uint64_t

@@ -67,6 +67,7 @@
 #define RESYNC_CHUNK      (1024u * 1024u)
 #define RESYNC_ZCHUNK     (256u * 1024u) /* when compressing (zlib runs under the lock) */
 #define RESYNC_ZSKIP      16u /* chunks sent plain after one that did not compress */
+#define RESYNC_AREA_MIN   (256u * 1024u) /* read straight into a record from this size */
 #define RESYNC_MAX_PASSES 10u
 #define RESYNC_AHEAD      64u /* most files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
@@ -638,7 +639,11 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 
 	while (r == 0 && len > 0 && !stopping(rs)) {
 		size_t want = len < rs_chunk(rs) ? (size_t)len : rs_chunk(rs);
-		char *area = rs_chunk(rs) == RESYNC_CHUNK ? repl_rs_data_area(rs->r) : NULL;
+		/* a 1 MiB area for a big chunk only: a run of a few marked blocks
+		 * would hold a whole area until acknowledged */
+		char *area = rs_chunk(rs) == RESYNC_CHUNK && want >= RESYNC_AREA_MIN
+		                     ? repl_rs_data_area(rs->r)
+		                     : NULL;
 		ssize_t got;
 
 		throttle(rs);
