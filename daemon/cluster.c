@@ -1337,16 +1337,11 @@ mon_action(void *ctx, const char *res, const char *action, const char *reason)
 static void
 setup_cgroup(struct cluster *c)
 {
-	char line[4096], mnt[4096] = "", rel[4096] = "", path[8400];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mnt[4096], rel[4096] = "", path[8400];
+	FILE *f;
 	bool root;
 
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, " - cgroup2 ") != NULL &&
-		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1)
-			break;
-	if (f != NULL)
-		(void)fclose(f);
+	mr_cgroup2_mount(mnt, sizeof(mnt));
 	f = fopen("/proc/self/cgroup", "re");
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, "0::", 3) == 0) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "script.h"
 #include "util.h"
 #include "witness.h"
 
@@ -603,7 +604,7 @@ run_handler(struct res *r, const char *reason)
 	char path[8200], why[256];
 	/* in the scripts' cgroup, like them: what it starts is the application */
 	char *wrapped[] = { (char *)"/bin/sh", (char *)"-c",
-		            (char *)"echo $$ > \"$1\" 2>/dev/null; shift; exec \"$@\"",
+		            (char *)SCRIPT_CGROUP_JOIN,
 		            (char *)"hamirror-handler", mo->cgroup_procs, path, r->name, why, NULL };
 	char **args = mo->cgroup_procs[0] ? wrapped : wrapped + 5;
 	uv_stdio_container_t io[3] = { { .flags = UV_IGNORE }, { .flags = UV_IGNORE },
@@ -799,23 +800,6 @@ monitor_enable(struct monitor *mo, bool checkers, bool errd)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-static void
-find_cgroup2(char *out, size_t len)
-{
-	char line[4096], mnt[4096];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	out[0] = '\0';
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, " - cgroup2 ") != NULL &&
-		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
-			(void)snprintf(out, len, "%s", mnt);
-			break;
-		}
-	if (f != NULL)
-		(void)fclose(f);
-}
-
 static bool
 compile(regex_t *re, const char *src, const char *what, const char *name)
 {
@@ -837,7 +821,7 @@ monitor_new(uv_loop_t *loop, const struct cluster_conf *conf, const char *dir, c
 
 	if (cgroup_procs != NULL)
 		(void)snprintf(mo->cgroup_procs, sizeof(mo->cgroup_procs), "%s", cgroup_procs);
-	find_cgroup2(mo->cg_mount, sizeof(mo->cg_mount));
+	mr_cgroup2_mount(mo->cg_mount, sizeof(mo->cg_mount));
 	mo->loop = loop;
 	mo->conf = conf;
 	(void)snprintf(mo->dir, sizeof(mo->dir), "%s", dir);

@@ -675,7 +675,7 @@ script_run(struct script_runner *s, const char *name, const char *const *args, c
 		 * script starts can escape it (no race with a fork) */
 		argv[k++] = (char *)"/bin/sh";
 		argv[k++] = (char *)"-c";
-		argv[k++] = (char *)"echo $$ > \"$1\" 2>/dev/null; shift; exec \"$@\"";
+		argv[k++] = (char *)SCRIPT_CGROUP_JOIN;
 		argv[k++] = (char *)"hamirror-script";
 		argv[k++] = s->cgroup_procs;
 	}

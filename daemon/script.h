@@ -43,6 +43,11 @@ struct script_env {
 	const char *cgroup_procs;
 };
 
+/* sh -c SCRIPT_CGROUP_JOIN NAME PROCS PROGRAM ARGS...: the shell joins the
+ * cgroup whose cgroup.procs is PROCS, then becomes PROGRAM (nothing PROGRAM
+ * starts can escape the cgroup, and there is no race with a fork). */
+#define SCRIPT_CGROUP_JOIN "echo $$ > \"$1\" 2>/dev/null; shift; exec \"$@\""
+
 struct script_runner;
 
 /* status: exit code, or -signal, or -errno for SCRIPT_ERROR; detail is a short

@@ -144,3 +144,20 @@ out:
 	}
 	return r;
 }
+
+void
+mr_cgroup2_mount(char *out, size_t len)
+{
+	char line[4096], mnt[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	out[0] = '\0';
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, " - cgroup2 ") != NULL &&
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
+			(void)snprintf(out, len, "%s", mnt);
+			break;
+		}
+	if (f != NULL)
+		(void)fclose(f);
+}

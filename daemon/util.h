@@ -94,6 +94,10 @@ mr_get_be64(const uint8_t *p)
 /* Format a reason into err (which may be NULL or 0 bytes long). */
 void mr_set_err(char *err, size_t err_len, const char *fmt, ...) MR_PRINTF(3, 4);
 
+/* Where cgroup v2 is mounted (from /proc/self/mountinfo) into out; "" when
+ * nowhere. */
+void mr_cgroup2_mount(char *out, size_t len);
+
 /* fsync the directory holding path (a rename in it is durable). 0 or -errno. */
 int mr_fsync_parent(const char *path);
 
