@@ -18,6 +18,7 @@
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,17 @@
 
 struct apply_rec {
 	struct apply_rec *next;
-	struct proto_op op; /* strings and data point into buf */
+	void *frame;        /* owned, or NULL: the received frame op.data lies in */
+	struct proto_op op; /* strings point into buf; data into buf or frame */
 	char buf[];
 };
+
+static void
+rec_free(struct apply_rec *rec)
+{
+	free(rec->frame);
+	free(rec);
+}
 
 /* Block hashes answering one RS_HASHREQ (apply thread -> loop thread). */
 struct apply_hashes {
@@ -584,7 +593,7 @@ static int
 rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 {
 	struct timespec t0;
-	bool direct;
+	bool direct, aligned;
 	int r;
 
 	if (len < DIO_MIN || len % DIO_ALIGN != 0 || off % DIO_ALIGN != 0)
@@ -597,14 +606,20 @@ rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 		(void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->rs_fd);
 		a->rs_dfd = open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC); /* EINVAL: tmpfs... */
 	}
-	if (direct && a->dbuf == NULL && posix_memalign(&a->dbuf, DIO_ALIGN, PROTO_MAX_DATA) != 0)
+	aligned = (uintptr_t)data % DIO_ALIGN == 0;
+	if (direct && !aligned && a->dbuf == NULL &&
+	    posix_memalign(&a->dbuf, DIO_ALIGN, PROTO_MAX_DATA) != 0)
 		a->dbuf = NULL;
-	direct = direct && a->rs_dfd >= 0 && a->dbuf != NULL;
+	direct = direct && a->rs_dfd >= 0 && (aligned || a->dbuf != NULL);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (direct) {
-		if (data != a->dbuf)
+		const void *src = data;
+
+		if (!aligned) {
 			memcpy(a->dbuf, data, len);
-		r = pwrite_all(a->rs_dfd, a->dbuf, len, (off_t)off);
+			src = a->dbuf;
+		}
+		r = pwrite_all(a->rs_dfd, src, len, (off_t)off);
 		if (r == -EINVAL) /* the file system wants another alignment */
 			return pwrite_all(a->rs_fd, data, len, (off_t)off);
 	} else {
@@ -1093,7 +1108,7 @@ apply_rec_run(struct apply *a, struct apply_rec *rec)
 	int r;
 
 	if (atomic_load(&a->failed)) {
-		free(rec); /* diverged: drain without applying */
+		rec_free(rec); /* diverged: drain without applying */
 		return;
 	}
 	if (rec->op.type != PROTO_RS_DATA)
@@ -1124,7 +1139,7 @@ apply_rec_run(struct apply *a, struct apply_rec *rec)
 	} else {
 		atomic_store(&a->applied_seq, rec->op.seq);
 	}
-	free(rec);
+	rec_free(rec);
 }
 
 /* Called with mu held: take ownership of the map (busy), apply rec without
@@ -1255,6 +1270,36 @@ copy_str(char *dst, struct proto_str *s)
 	return (size_t)s->len + 1;
 }
 
+/* A record for op, freed with rec_free(). With a frame, the data stays
+ * there and only the strings are copied (*data_off = 0: no data). Else its
+ * data starts at rec->buf + *data_off, right after the strings, or for
+ * resync data that rs_write() may write with O_DIRECT on the next DIO_ALIGN
+ * boundary, so it needs no copy into an aligned buffer. */
+static struct apply_rec *
+rec_alloc(const struct proto_op *op, void *frame, size_t *data_off)
+{
+	size_t strs = (size_t)op->path.len + op->path2.len + op->name.len + 3;
+	size_t head = offsetof(struct apply_rec, buf) + strs;
+	void *mem;
+
+	*data_off = strs;
+	if (frame != NULL) {
+		*data_off = 0;
+		return malloc(sizeof(struct apply_rec) + strs);
+	}
+	if (op->type != PROTO_RS_DATA || (op->flags & PROTO_RS_DATA_ZLIB) ||
+	    op->data_len < DIO_MIN || op->data_len % DIO_ALIGN != 0)
+		return malloc(sizeof(struct apply_rec) + strs + op->data_len);
+	head = (head + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN;
+	*data_off = head - offsetof(struct apply_rec, buf);
+	if (posix_memalign(&mem, DIO_ALIGN, head + op->data_len) != 0)
+		return NULL;
+	return mem;
+}
+
+static int push(struct apply *a, const struct proto_op *op, void *frame, char *err,
+                size_t err_len);
+
 /* May this op be applied on the loop thread? */
 static bool
 inline_ok(const struct apply *a, const struct proto_op *op)
@@ -1265,7 +1310,23 @@ inline_ok(const struct apply *a, const struct proto_op *op)
 }
 
 int
-apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len)
+apply_push(struct apply *a, const struct proto_op *op, void *frame, char *err, size_t err_len)
+{
+	int r;
+
+	if (op->data_len == 0) {
+		free(frame);
+		frame = NULL;
+	}
+	r = push(a, op, frame, err, err_len);
+	if (r < 0)
+		free(frame);
+	return r;
+}
+
+/* apply_push() with frame NULL or holding op's data; frees nothing. */
+static int
+push(struct apply *a, const struct proto_op *op, void *frame, char *err, size_t err_len)
 {
 	bool rs = op->type >= PROTO_RS_MIN;
 	bool ns = rs ? (op->type == PROTO_RS_FILE || op->type == PROTO_RS_DATA ||
@@ -1277,7 +1338,7 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 	                op->type != SHIM_OP_SETXATTR && op->type != SHIM_OP_REMOVEXATTR &&
 	                op->type != SHIM_OP_OPEN);
 	struct apply_rec *rec;
-	size_t off = 0;
+	size_t off = 0, data_off;
 
 	if (op->seq != a->received_seq + 1) {
 		(void)snprintf(err, err_len, "sequence gap: expected seq %" PRIu64 ", got %" PRIu64,
@@ -1307,19 +1368,22 @@ apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len
 		(void)snprintf(err, err_len, "xattr op without a name");
 		return MR_EPROTO;
 	}
-	rec = malloc(sizeof(*rec) + op->path.len + op->path2.len + op->name.len + 3 + op->data_len);
+	rec = rec_alloc(op, frame, &data_off);
 	if (rec == NULL) {
 		(void)snprintf(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	rec->next = NULL;
+	rec->frame = frame;
 	rec->op = *op;
 	off += copy_str(rec->buf + off, &rec->op.path);
 	off += copy_str(rec->buf + off, &rec->op.path2);
 	off += copy_str(rec->buf + off, &rec->op.name);
-	if (op->data_len > 0)
-		memcpy(rec->buf + off, op->data, op->data_len);
-	rec->op.data = rec->buf + off;
+	if (frame == NULL) {
+		if (op->data_len > 0)
+			memcpy(rec->buf + data_off, op->data, op->data_len);
+		rec->op.data = rec->buf + data_off;
+	}
 	a->received_seq = op->seq;
 
 	pthread_mutex_lock(&a->mu);

@@ -58,9 +58,12 @@ int apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_asy
               uint64_t start_seq, apply_ack_fn ack_cb, apply_fail_fn fail_cb, void *ctx,
               struct apply **out);
 
-/* Queue one received op (loop thread; the op is copied). Returns 0, or
- * MR_EPROTO with the reason in err (sequence gap, bad path, bad dir index). */
-int apply_push(struct apply *a, const struct proto_op *op, char *err, size_t err_len);
+/* Queue one received op (loop thread). The op is copied, except its data when
+ * frame is not NULL: then op->data lies in that heap block, which the engine
+ * takes over (and frees, also on error). Returns 0, or MR_EPROTO with the
+ * reason in err (sequence gap, bad path, bad dir index). */
+int apply_push(struct apply *a, const struct proto_op *op, void *frame, char *err,
+               size_t err_len);
 
 /* Last sequence number received (queued); what the HELLO announces. */
 uint64_t apply_last_seq(const struct apply *a);

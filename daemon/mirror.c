@@ -853,7 +853,8 @@ cb_on_msg(void *ctx, const struct proto_msg *msg)
 		return;
 	}
 	if (msg->type == PROTO_OP && mi->apply != NULL) {
-		int r = apply_push(mi->apply, &msg->u.op, err, sizeof(err));
+		int r = apply_push(mi->apply, &msg->u.op, peer_take_frame(m->peer), err,
+		                   sizeof(err));
 
 		if (r < 0) {
 			log_err("apply: refused op from the primary seq=%" PRIu64 " reason=\"%s\"",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * peer.c - the replication link between the two mirrord of a module: TCP
- * connect/accept with libuv, TLS 1.3 through tls.c's memory-BIO engine,
+ * connect/accept with libuv, TLS 1.3 through tls.c's byte-in/byte-out engine,
  * frame reassembly with proto.c, the HELLO/REFUSE handshake, keepalive.
  *
  * Does NOT interpret OP/ACK frames (the engine does, through peer_cbs) and
@@ -54,6 +54,9 @@
 #define PEER_FINISH_MS      2000u  /* how long a REFUSE may take to leave */
 #define PEER_FAIL_LOG_MS    10000u /* same failure logged at most this often */
 #define PEER_READ_CHUNK     16384u
+#define PEER_SPLIT_MIN      16384u /* op data at least this big is not copied into the frame */
+#define PEER_BIG_FRAME      (256u << 10) /* frames this big are read into a block of their own */
+#define PEER_DATA_ALIGN     4096u
 #define PEER_RBUF_MAX       (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PEER_READ_CHUNK)
 #define PEER_ADDR_LEN       64
 
@@ -77,6 +80,10 @@ struct peer_conn {
 	uint8_t *rbuf;               /* decrypted bytes not yet parsed into frames */
 	size_t rlen;
 	size_t rcap;
+	uint8_t *big;       /* owned, or NULL: the block a large frame is read into */
+	uint8_t *big_frame; /* where in big the frame (header first) starts */
+	size_t big_len;     /* the whole frame */
+	size_t big_have;
 	size_t queued_bytes; /* handed to uv_write, completion not yet reported */
 	unsigned pending_writes;
 	uint64_t last_rx_ms;
@@ -94,7 +101,7 @@ struct peer_wreq {
 	uv_write_t req;
 	struct peer_conn *c;
 	size_t len;
-	uint8_t data[];
+	uint8_t *data; /* owned: records taken over from the TLS engine */
 };
 
 struct peer {
@@ -118,6 +125,7 @@ struct peer {
 	bool above_high; /* queued bytes went past PEER_HIGH_WATER */
 	bool stopping;
 	int pending_closes; /* listener, retry */
+	void *cur_block;    /* the block of the frame in on_msg, for peer_take_frame() */
 	uint8_t *scratch;   /* frame encoding buffer */
 	size_t scratch_cap;
 	char inbuf[262144]; /* libuv reads here; consumed at once (fewer syscalls for bulk) */
@@ -229,6 +237,7 @@ conn_close_cb(uv_handle_t *h)
 	}
 	tls_conn_done(&c->tls);
 	mr_free(&c->rbuf);
+	mr_free(&c->big);
 	free(c);
 	peer_maybe_free(p);
 }
@@ -313,6 +322,7 @@ write_cb(uv_write_t *req, int status)
 
 	c->queued_bytes -= w->len;
 	c->pending_writes--;
+	free(w->data);
 	free(w);
 	if (status < 0) {
 		if (!c->closing) {
@@ -333,26 +343,26 @@ write_cb(uv_write_t *req, int status)
 	}
 }
 
-/* Move what TLS produced into one uv_write request with its own buffer. */
+/* Hand what TLS produced to one uv_write request: the request takes the
+ * engine's buffer over, nothing is copied. */
 static int
 conn_flush(struct peer_conn *c)
 {
-	size_t n = tls_out_pending(&c->tls);
 	struct peer_wreq *w;
 	uv_buf_t buf;
 	int r;
 
-	if (n == 0 || c->closing)
+	if (tls_out_pending(&c->tls) == 0 || c->closing)
 		return 0;
-	w = malloc(sizeof(*w) + n); /* (calloc would zero up to 1 MiB per frame) */
+	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return -ENOMEM;
-	memset(w, 0, sizeof(*w));
 	w->c = c;
-	w->len = tls_out_take(&c->tls, w->data, n);
+	w->data = tls_out_detach(&c->tls, &w->len);
 	buf = uv_buf_init((char *)w->data, (unsigned)w->len);
 	r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
 	if (r < 0) {
+		free(w->data);
 		free(w);
 		return r;
 	}
@@ -363,13 +373,16 @@ conn_flush(struct peer_conn *c)
 	return 0;
 }
 
-/* Encode, encrypt and queue one frame. Returns 0, -ENOMEM, or MR_EPROTO /
- * MR_ETOOBIG when msg cannot be encoded, or the TLS / uv_write error. */
+/* Encode, encrypt and queue one frame. An op's bulk data is encrypted from
+ * where it lies, not copied into the frame first. Returns 0, -ENOMEM, or
+ * MR_EPROTO / MR_ETOOBIG when msg cannot be encoded, or the TLS / uv_write
+ * error. */
 static int
 conn_send(struct peer_conn *c, const struct proto_msg *msg)
 {
 	struct peer *p = c->p;
-	size_t len = proto_encoded_len(msg);
+	size_t len = proto_encoded_len(msg), tail_len;
+	const uint8_t *tail;
 	char why[160];
 	long n;
 	int r;
@@ -386,12 +399,17 @@ conn_send(struct peer_conn *c, const struct proto_msg *msg)
 		p->scratch = nb;
 		p->scratch_cap = len;
 	}
-	n = proto_encode(msg, p->scratch, p->scratch_cap);
+	n = proto_encode_split(msg, p->scratch, p->scratch_cap, PEER_SPLIT_MIN, &tail, &tail_len);
 	if (n < 0)
 		return (int)n;
-	r = tls_write(&c->tls, p->scratch, (size_t)n, why, sizeof(why));
+	r = tls_out_reserve(&c->tls, len);
+	if (r == 0)
+		r = tls_write(&c->tls, p->scratch, (size_t)n, why, sizeof(why));
+	if (r == 0 && tail_len > 0)
+		r = tls_write(&c->tls, tail, tail_len, why, sizeof(why));
 	if (r < 0) {
-		log_warn("peer: TLS write failed addr=%s reason=\"%s\"", c->addr, why);
+		log_warn("peer: TLS write failed addr=%s reason=\"%s\"", c->addr,
+		         r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
 	r = conn_flush(c);
@@ -584,6 +602,50 @@ dispatch(struct peer_conn *c, uint16_t type, const uint8_t *payload, uint32_t le
 	}
 }
 
+/* Deliver one frame that lies in its own block, which the receiver may
+ * take over with peer_take_frame(); else it is freed here. */
+static void
+dispatch_block(struct peer_conn *c, uint16_t type, const uint8_t *payload, uint32_t len,
+               void *block)
+{
+	struct peer *p = c->p;
+
+	p->cur_block = block;
+	dispatch(c, type, payload, len);
+	free(p->cur_block);
+	p->cur_block = NULL;
+}
+
+/* A large frame starts at rbuf + off with only part of it received: move
+ * it to a block of its own and read the rest straight into it (one copy
+ * less for the receiver, and for an op its data on a 4 KiB boundary).
+ * Returns false (nothing changed) when the op's data offset is not known
+ * yet or memory is short: the frame is then assembled in rbuf. */
+static bool
+big_start(struct peer_conn *c, size_t off, uint16_t type, uint32_t len)
+{
+	size_t have = c->rlen - off, doff = 0, pad;
+	void *block;
+
+	if (type == PROTO_OP) {
+		doff = proto_op_data_off(c->rbuf + off + PROTO_HDR_LEN, have - PROTO_HDR_LEN);
+		if (doff == 0)
+			return false;
+		if (doff > len)
+			doff = 0; /* garbage: proto_decode() will say so */
+	}
+	pad = (PEER_DATA_ALIGN - (PROTO_HDR_LEN + doff) % PEER_DATA_ALIGN) % PEER_DATA_ALIGN;
+	if (posix_memalign(&block, PEER_DATA_ALIGN, pad + PROTO_HDR_LEN + (size_t)len) != 0)
+		return false;
+	c->big = block;
+	c->big_frame = c->big + pad;
+	c->big_len = PROTO_HDR_LEN + (size_t)len;
+	c->big_have = have;
+	memcpy(c->big_frame, c->rbuf + off, have);
+	c->rlen = off;
+	return true;
+}
+
 /* Cut c->rbuf into frames and dispatch them. Stops when the link ends. */
 static void
 parse_frames(struct peer_conn *c)
@@ -601,8 +663,11 @@ parse_frames(struct peer_conn *c)
 			conn_drop(c, why, false);
 			return;
 		}
-		if (c->rlen - off - PROTO_HDR_LEN < len)
+		if (c->rlen - off - PROTO_HDR_LEN < len) {
+			if (len >= PEER_BIG_FRAME && c->state == CONN_UP)
+				(void)big_start(c, off, type, len); /* then c->rlen = off */
 			break;
+		}
 		c->last_rx_ms = mr_now_ms();
 		dispatch(c, type, c->rbuf + off + PROTO_HDR_LEN, len);
 		off += PROTO_HDR_LEN + len;
@@ -613,6 +678,30 @@ parse_frames(struct peer_conn *c)
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 		c->rlen -= off;
 	}
+}
+
+/* Read into the large frame's block; deliver it once complete. Returns the
+ * byte count read, 0 when TLS needs more input, or < 0 as tls_read(). */
+static long
+big_read(struct peer_conn *c, char *why, size_t why_len)
+{
+	long n = tls_read(&c->tls, c->big_frame + c->big_have, c->big_len - c->big_have, why,
+	                  why_len);
+	uint32_t len;
+	uint16_t type;
+	void *block;
+
+	if (n <= 0)
+		return n;
+	c->big_have += (size_t)n;
+	if (c->big_have == c->big_len) {
+		block = c->big;
+		c->big = NULL;
+		MR_BUG_ON(proto_hdr_decode(c->big_frame, &type, &len, why, why_len) < 0);
+		c->last_rx_ms = mr_now_ms();
+		dispatch_block(c, type, c->big_frame + PROTO_HDR_LEN, len, block);
+	}
+	return n;
 }
 
 static int
@@ -660,12 +749,18 @@ conn_pump(struct peer_conn *c)
 		tls_established(c);
 	}
 	while (!c->dropped) {
-		r = rbuf_reserve(c, PEER_READ_CHUNK);
-		if (r < 0) {
-			conn_drop(c, "out of memory for the receive buffer", false);
-			return;
+		bool from_big = c->big != NULL;
+
+		if (from_big) {
+			n = big_read(c, why, sizeof(why));
+		} else {
+			r = rbuf_reserve(c, PEER_READ_CHUNK);
+			if (r < 0) {
+				conn_drop(c, "out of memory for the receive buffer", false);
+				return;
+			}
+			n = tls_read(&c->tls, c->rbuf + c->rlen, PEER_READ_CHUNK, why, sizeof(why));
 		}
-		n = tls_read(&c->tls, c->rbuf + c->rlen, PEER_READ_CHUNK, why, sizeof(why));
 		if (n == 0)
 			break;
 		if (n == -ESHUTDOWN) {
@@ -686,9 +781,11 @@ conn_pump(struct peer_conn *c)
 			conn_drop(c, why, true);
 			return;
 		}
-		c->rlen += (size_t)n;
 		c->last_rx_ms = mr_now_ms(); /* a big frame in progress is not silence */
-		parse_frames(c);
+		if (!from_big) {
+			c->rlen += (size_t)n;
+			parse_frames(c);
+		}
 	}
 	if (!c->dropped)
 		(void)conn_flush(c); /* key updates and other post-handshake output */
@@ -724,11 +821,10 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_drop(c, why, false);
 		return;
 	}
-	if (tls_feed(&c->tls, buf->base, (size_t)nread) < 0) {
-		conn_drop(c, "out of memory", false);
-		return;
-	}
+	tls_feed(&c->tls, buf->base, (size_t)nread);
 	conn_pump(c);
+	if (tls_feed_end(&c->tls) < 0) /* before inbuf is read into again */
+		conn_drop(c, "out of memory", false);
 }
 
 static void
@@ -1010,6 +1106,15 @@ peer_send(struct peer *p, const struct proto_msg *msg)
 
 /* See peer.h. Counts encrypted bytes handed to libuv whose write has not
  * completed yet. Loop thread. */
+void *
+peer_take_frame(struct peer *p)
+{
+	void *b = p->cur_block;
+
+	p->cur_block = NULL;
+	return b;
+}
+
 size_t
 peer_queued_bytes(const struct peer *p)
 {

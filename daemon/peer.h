@@ -65,6 +65,13 @@ int peer_start(struct mrd *m, const struct peer_cbs *cbs, void *ctx, struct peer
  * -ENOTCONN when the link is not up, or -ENOMEM. Loop thread. */
 int peer_send(struct peer *p, const struct proto_msg *msg);
 
+/* In on_msg only: take over the heap block that holds the message being
+ * delivered (free() it when done with the message's pointers), or NULL
+ * when it lies in the shared receive buffer (then it is valid only during
+ * on_msg). Large frames (PEER_BIG_FRAME) get a block of their own, placed
+ * so that an op's data starts on a 4 KiB boundary (for O_DIRECT). */
+void *peer_take_frame(struct peer *p);
+
 /* Bytes queued but not yet written to the socket. */
 size_t peer_queued_bytes(const struct peer *p);
 

@@ -510,8 +510,9 @@ w_str(uint8_t *p, const struct proto_str *s)
 	return p + 2 + s->len;
 }
 
+/* The op's fields, and its data unless with_data is false. */
 static uint8_t *
-w_op(uint8_t *p, const struct proto_op *o)
+w_op(uint8_t *p, const struct proto_op *o, bool with_data)
 {
 	mr_put_be64(p, o->seq);
 	p[8] = o->type;
@@ -537,23 +538,27 @@ w_op(uint8_t *p, const struct proto_op *o)
 	p = w_str(p, &o->path2);
 	p = w_str(p, &o->name);
 	mr_put_be32(p, o->data_len);
+	if (!with_data)
+		return p + 4;
 	if (o->data_len > 0)
 		memcpy(p + 4, o->data, o->data_len);
 	return p + 4 + o->data_len;
 }
 
-long
-proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
+/* See proto.h. split: leave an OP's data out of buf (its length is still
+ * in the header and the data_len field). */
+static long
+encode(const struct proto_msg *msg, uint8_t *buf, size_t cap, bool split)
 {
 	const struct proto_hello *h = &msg->u.hello;
 	uint8_t *p = buf + PROTO_HDR_LEN, *end;
-	size_t len;
+	size_t len, tail = split ? msg->u.op.data_len : 0;
 	int r;
 
 	r = payload_len_of(msg, &len);
 	if (r < 0)
 		return r;
-	if (cap < PROTO_HDR_LEN + len)
+	if (cap < PROTO_HDR_LEN + len - tail)
 		return -ENOSPC;
 	MR_BUG_ON(len > type_max_payload((uint16_t)msg->type));
 
@@ -576,7 +581,7 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 		end = w_str(p + 2, &msg->u.refuse.text);
 		break;
 	case PROTO_OP:
-		end = w_op(p, &msg->u.op);
+		end = w_op(p, &msg->u.op, !split);
 		break;
 	case PROTO_ACK:
 		mr_put_be64(p, msg->u.ack.seq);
@@ -609,8 +614,41 @@ proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
 		end = p + 8;
 		break;
 	}
-	MR_BUG_ON((size_t)(end - buf) != PROTO_HDR_LEN + len);
-	return (long)(PROTO_HDR_LEN + len);
+	MR_BUG_ON((size_t)(end - buf) != PROTO_HDR_LEN + len - tail);
+	return (long)(PROTO_HDR_LEN + len - tail);
+}
+
+size_t
+proto_op_data_off(const uint8_t *payload, size_t have)
+{
+	size_t off = OP_FIXED - 2u * 3 - 4u; /* the first string's length */
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (have < off + 2)
+			return 0;
+		off += 2u + mr_get_be16(payload + off);
+	}
+	return have >= off ? off + 4 : 0;
+}
+
+long
+proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap)
+{
+	return encode(msg, buf, cap, false);
+}
+
+long
+proto_encode_split(const struct proto_msg *msg, uint8_t *buf, size_t cap, size_t min_tail,
+                   const uint8_t **tail, size_t *tail_len)
+{
+	bool split = msg->type == PROTO_OP && msg->u.op.data_len > 0 &&
+	             msg->u.op.data_len >= min_tail;
+	long n = encode(msg, buf, cap, split);
+
+	*tail = split && n >= 0 ? msg->u.op.data : NULL;
+	*tail_len = split && n >= 0 ? msg->u.op.data_len : 0;
+	return n;
 }
 
 /* ---- RS_LIST entries ------------------------------------------------------ */

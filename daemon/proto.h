@@ -229,6 +229,19 @@ size_t proto_encoded_len(const struct proto_msg *msg);
  * msg cannot be represented (string or data too long). */
 long proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap);
 
+/* The same frame in two parts, so bulk data need not be copied: buf gets
+ * everything before an OP's data (the return value counts it), *tail and
+ * *tail_len the data itself, to be sent right after. Frames other than OPs,
+ * and OPs with less than min_tail bytes of data, are encoded whole into buf
+ * (*tail_len = 0). Errors as proto_encode(). */
+long proto_encode_split(const struct proto_msg *msg, uint8_t *buf, size_t cap,
+                        size_t min_tail, const uint8_t **tail, size_t *tail_len);
+
+/* Where an OP payload's data starts, from the first have bytes of the
+ * payload: the offset, or 0 when more bytes are needed. Decodes only the
+ * lengths before the data, checks nothing else (proto_decode() does). */
+size_t proto_op_data_off(const uint8_t *payload, size_t have);
+
 /* Read only the version (the first field) of a HELLO payload, so a peer whose
  * HELLO does not decode can still be refused with "version N unsupported".
  * Returns 0 or MR_EPROTO (payload shorter than 2 bytes). */

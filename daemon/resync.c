@@ -447,10 +447,13 @@ queue_data_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off
 
 /* Compare one chunk read at off with the target's hashes of its range (which
  * starts at range; th: n hashes) and queue the runs of blocks that differ.
- * Lock held. */
+ * When buf is a pooled area (*area) and every block differs (a copy into an
+ * empty file), the area itself becomes the record: no copy; *area is then
+ * NULL. Lock held. */
 static int
 send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
-               const uint8_t *th, uint32_t n, uint64_t off, const char *buf, size_t len)
+               const uint8_t *th, uint32_t n, uint64_t off, const char *buf, size_t len,
+               char **area)
 {
 	size_t bo, run = SIZE_MAX;
 	int r = 0;
@@ -472,6 +475,15 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 			r = queue_data_locked(rs, dir, path, off + run, buf + run, bo - run);
 			run = SIZE_MAX;
 		}
+	}
+	if (r == 0 && run == 0 && *area != NULL) { /* (rs_chunk(): not compressing) */
+		struct proto_op o = { .type = PROTO_RS_DATA, .off = off, .data = *area,
+			              .data_len = (uint32_t)len };
+
+		set_path(&o, path);
+		atomic_fetch_add(&rs->sent_bytes, len);
+		*area = NULL; /* the record's now */
+		return repl_rs_queue_area_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 	}
 	if (r == 0 && run != SIZE_MAX)
 		r = queue_data_locked(rs, dir, path, off + run, buf + run, len - run);
@@ -511,6 +523,11 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
 		size_t chunk = rs_chunk(rs);
 		size_t want = range + len - off < chunk ? (size_t)(range + len - off) : chunk;
+		/* read into a pooled area when the whole chunk may go as one record */
+		char *area = chunk == RESYNC_CHUNK && want >= RESYNC_AREA_MIN
+		                     ? repl_rs_data_area(rs->r)
+		                     : NULL;
+		char *buf = area != NULL ? area : rs->buf;
 		ssize_t got;
 
 		throttle(rs);
@@ -518,13 +535,15 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 		/* the name must still be this inode, or the data would land elsewhere */
 		if (!same_inode_locked(rs, p)) {
 			repl_rs_unlock(rs->r);
+			repl_rs_data_area_free(rs->r, area);
 			return 1;
 		}
-		got = pread(p->fd, rs->buf, want, (off_t)off);
+		got = pread(p->fd, buf, want, (off_t)off);
 		if (got > 0)
-			r = send_differing(rs, p->dir, p->path, range, a->hashes, a->n, off, rs->buf,
-			                   (size_t)got);
+			r = send_differing(rs, p->dir, p->path, range, a->hashes, a->n, off, buf,
+			                   (size_t)got, &area);
 		repl_rs_unlock(rs->r);
+		repl_rs_data_area_free(rs->r, area);
 		if (got <= 0)
 			break; /* shrunk meanwhile: the stream has the truncate */
 		off += (uint64_t)got;

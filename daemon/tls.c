@@ -2,7 +2,12 @@
 /*
  * tls.c - OpenSSL 3 glue for the replication link: the SSL_CTX (TLS 1.3
  * only, mutual authentication against the cluster CA) and a per-connection
- * engine over two memory BIOs, so libuv keeps owning the socket.
+ * engine over two BIOs of our own, so libuv keeps owning the socket:
+ *   - the input BIO reads straight from the caller's receive buffer (no
+ *     copy into a memory BIO); tls_feed_end() keeps what SSL left unread;
+ *   - the output BIO appends records to one heap buffer that the caller
+ *     takes over whole with tls_out_detach() (no copy out of a memory BIO).
+ * Bulk data is copied once on each side between the socket and SSL.
  *
  * Does NOT do I/O, timers or logging (peer.c does); every failure comes back
  * as a code plus a reason string for peer.c's log line. Loop thread only:
@@ -14,7 +19,9 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -220,8 +227,134 @@ err_free:
 	return r;
 }
 
+/* ---- the two BIOs ------------------------------------------------------------ */
+
+/* Bytes a TLS 1.3 record adds to at most TLS_REC_MAX bytes of data: header 5,
+ * content type 1, AEAD tag 16. */
+#define TLS_REC_MAX 16384
+#define TLS_REC_OVERHEAD 22
+#define TLS_OUT_MIN 16384
+
+static BIO_METHOD *in_method;
+static BIO_METHOD *out_method;
+static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
+
+/* Read from the spill first (older), then from the lent buffer. */
+static int
+in_read(BIO *b, char *buf, size_t cap, size_t *got)
+{
+	struct tls_conn *t = BIO_get_data(b);
+	size_t n = 0;
+
+	BIO_clear_retry_flags(b);
+	if (t->spill_len > t->spill_off) {
+		n = t->spill_len - t->spill_off;
+		n = n < cap ? n : cap;
+		memcpy(buf, t->spill + t->spill_off, n);
+		t->spill_off += n;
+		if (t->spill_off == t->spill_len)
+			t->spill_off = t->spill_len = 0;
+	} else if (t->in_len > 0) {
+		n = t->in_len < cap ? t->in_len : cap;
+		memcpy(buf, t->in, n);
+		t->in += n;
+		t->in_len -= n;
+	}
+	if (n == 0) {
+		BIO_set_retry_read(b); /* "want read", never EOF */
+		return 0;
+	}
+	*got = n;
+	return 1;
+}
+
+/* Grow t->out to hold more bytes after out_len. Returns false on ENOMEM. */
+static bool
+out_reserve(struct tls_conn *t, size_t more)
+{
+	size_t want = t->out_len + more, cap = t->out_cap;
+	uint8_t *nb;
+
+	if (want <= cap)
+		return true;
+	if (cap < TLS_OUT_MIN)
+		cap = TLS_OUT_MIN;
+	while (cap < want)
+		cap = cap * 2 > want ? cap * 2 : want;
+	nb = realloc(t->out, cap);
+	if (nb == NULL)
+		return false;
+	t->out = nb;
+	t->out_cap = cap;
+	return true;
+}
+
+static int
+out_write(BIO *b, const char *data, size_t len, size_t *done)
+{
+	struct tls_conn *t = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (!out_reserve(t, len))
+		return 0; /* SSL_write fails: tls_write() reports it */
+	memcpy(t->out + t->out_len, data, len);
+	t->out_len += len;
+	*done = len;
+	return 1;
+}
+
+static long
+bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *t = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_PENDING: /* bytes readable from the input BIO */
+		return t == NULL || b != t->rbio
+		               ? 0
+		               : (long)(t->in_len + (t->spill_len - t->spill_off));
+	case BIO_CTRL_WPENDING:
+		return t == NULL || b != t->wbio ? 0 : (long)t->out_len;
+	default:
+		return 0;
+	}
+}
+
+static int
+bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+methods_init(void)
+{
+	int in_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+	int out_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+
+	in_method = BIO_meth_new(in_type, "hamirror tls input");
+	out_method = BIO_meth_new(out_type, "hamirror tls output");
+	if (in_method == NULL || out_method == NULL ||
+	    BIO_meth_set_read_ex(in_method, in_read) != 1 ||
+	    BIO_meth_set_ctrl(in_method, bio_ctrl) != 1 ||
+	    BIO_meth_set_create(in_method, bio_create) != 1 ||
+	    BIO_meth_set_write_ex(out_method, out_write) != 1 ||
+	    BIO_meth_set_ctrl(out_method, bio_ctrl) != 1 ||
+	    BIO_meth_set_create(out_method, bio_create) != 1) {
+		BIO_meth_free(in_method);
+		BIO_meth_free(out_method);
+		in_method = out_method = NULL;
+	}
+}
+
 /* See tls.h. The conn's address is stored in the SSL (app data) for the
- * ClientHello callback, so t must not move while the SSL lives. */
+ * ClientHello callback and in both BIOs, so t must not move while the SSL
+ * lives. */
 int
 tls_conn_init(struct tls_conn *t, SSL_CTX *ctx, bool server, const char *peer_name)
 {
@@ -229,19 +362,22 @@ tls_conn_init(struct tls_conn *t, SSL_CTX *ctx, bool server, const char *peer_na
 
 	*t = (struct tls_conn){ .server = server };
 	ERR_clear_error();
+	(void)pthread_once(&methods_once, methods_init);
+	if (in_method == NULL || out_method == NULL)
+		goto err_nomem;
 	t->ssl = SSL_new(ctx);
 	if (t->ssl == NULL)
 		goto err_nomem;
-	t->rbio = BIO_new(BIO_s_mem());
-	t->wbio = BIO_new(BIO_s_mem());
+	t->rbio = BIO_new(in_method);
+	t->wbio = BIO_new(out_method);
 	if (t->rbio == NULL || t->wbio == NULL) {
 		BIO_free(t->rbio);
 		BIO_free(t->wbio);
 		t->rbio = t->wbio = NULL;
 		goto err_nomem;
 	}
-	/* empty rbio = "want more", never EOF */
-	BIO_set_mem_eof_return(t->rbio, -1);
+	BIO_set_data(t->rbio, t);
+	BIO_set_data(t->wbio, t);
 	SSL_set_bio(t->ssl, t->rbio, t->wbio); /* ownership of both moves to ssl */
 	SSL_set_app_data(t->ssl, t);
 	if (server) {
@@ -271,23 +407,48 @@ tls_conn_done(struct tls_conn *t)
 	SSL_free(t->ssl); /* frees both BIOs */
 	t->ssl = NULL;
 	t->rbio = t->wbio = NULL;
+	free(t->out);
+	free(t->spill);
+	t->out = t->spill = NULL;
+	t->out_len = t->out_cap = 0;
+	t->spill_len = t->spill_off = t->spill_cap = 0;
+	t->in = NULL;
+	t->in_len = 0;
+}
+
+/* See tls.h. */
+void
+tls_feed(struct tls_conn *t, const void *buf, size_t len)
+{
+	t->in = buf;
+	t->in_len = len;
 }
 
 /* See tls.h. */
 int
-tls_feed(struct tls_conn *t, const void *buf, size_t len)
+tls_feed_end(struct tls_conn *t)
 {
-	while (len > 0) {
-		int chunk = len > INT_MAX ? INT_MAX : (int)len;
-		int n = BIO_write(t->rbio, buf, chunk);
+	size_t left = t->in_len, keep = t->spill_len - t->spill_off;
 
-		if (n <= 0) {
-			ERR_clear_error();
-			return -ENOMEM;
-		}
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
+	t->in_len = 0;
+	if (left == 0 || t->ssl == NULL)
+		return 0;
+	if (t->spill_off > 0) {
+		memmove(t->spill, t->spill + t->spill_off, keep);
+		t->spill_off = 0;
+		t->spill_len = keep;
 	}
+	if (keep + left > t->spill_cap) {
+		uint8_t *nb = realloc(t->spill, keep + left);
+
+		if (nb == NULL)
+			return -ENOMEM;
+		t->spill = nb;
+		t->spill_cap = keep + left;
+	}
+	memcpy(t->spill + keep, t->in, left);
+	t->spill_len = keep + left;
+	t->in = NULL;
 	return 0;
 }
 
@@ -333,7 +494,8 @@ tls_read(struct tls_conn *t, void *buf, size_t cap, char *err, size_t err_len)
 	return -EPROTO;
 }
 
-/* See tls.h. A memory wbio never fills up, so SSL_write takes it all. */
+/* See tls.h. The output BIO never fills up, so SSL_write takes it all; the
+ * buffer is grown once for the records to come. */
 int
 tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err_len)
 {
@@ -343,12 +505,25 @@ tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err
 		return 0;
 	if (len > INT_MAX)
 		return -EMSGSIZE;
+	if (tls_out_reserve(t, len) < 0) {
+		(void)snprintf(err, err_len, "out of memory for %zu bytes of records", len);
+		return -ENOMEM;
+	}
 	ERR_clear_error();
 	r = SSL_write(t->ssl, buf, (int)len);
 	if (r == (int)len)
 		return 0;
 	ssl_reason(t, SSL_get_error(t->ssl, r), err, err_len);
 	return -EPROTO;
+}
+
+/* See tls.h. */
+int
+tls_out_reserve(struct tls_conn *t, size_t plain_len)
+{
+	return out_reserve(t, plain_len + (plain_len / TLS_REC_MAX + 1) * TLS_REC_OVERHEAD)
+	               ? 0
+	               : -ENOMEM;
 }
 
 /* See tls.h. */
@@ -366,19 +541,21 @@ tls_shutdown(struct tls_conn *t)
 size_t
 tls_out_pending(const struct tls_conn *t)
 {
-	return t->wbio != NULL ? BIO_ctrl_pending(t->wbio) : 0;
+	return t->out_len;
 }
 
 /* See tls.h. */
-size_t
-tls_out_take(struct tls_conn *t, void *buf, size_t cap)
+uint8_t *
+tls_out_detach(struct tls_conn *t, size_t *len)
 {
-	int n;
+	uint8_t *b = t->out;
 
-	if (cap == 0)
-		return 0;
-	n = BIO_read(t->wbio, buf, cap > INT_MAX ? INT_MAX : (int)cap);
-	return n > 0 ? (size_t)n : 0;
+	*len = t->out_len;
+	if (t->out_len == 0)
+		return NULL;
+	t->out = NULL;
+	t->out_len = t->out_cap = 0;
+	return b;
 }
 
 /* See tls.h. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * tls.h - TLS 1.3 for the replication link, as a byte-in / byte-out engine
- * over OpenSSL memory BIOs: the caller owns the socket (libuv), feeds what it
- * reads with tls_feed() and sends what tls_out_take() returns. No I/O, no
- * logging: failures come back as codes plus a reason string. Loop thread.
+ * tls.h - TLS 1.3 for the replication link, as a byte-in / byte-out engine:
+ * the caller owns the socket (libuv), lends what it reads with tls_feed()
+ * and sends the buffers tls_out_detach() hands over. No I/O, no logging:
+ * failures come back as codes plus a reason string. Loop thread.
  *
  * Verify policy (both sides): TLS 1.3 only, the peer must present a
  * certificate that chains to [tls] ca and names the expected peer node
@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -21,8 +22,17 @@ struct node_conf;
 
 struct tls_conn {
 	SSL *ssl;             /* owned */
-	BIO *rbio;            /* borrowed: owned by ssl; bytes from the socket */
-	BIO *wbio;            /* borrowed: owned by ssl; bytes for the socket */
+	BIO *rbio;            /* borrowed: owned by ssl; reads in, then spill */
+	BIO *wbio;            /* borrowed: owned by ssl; appends to out */
+	const uint8_t *in;    /* borrowed: fed bytes not read by SSL yet */
+	size_t in_len;
+	uint8_t *spill;       /* owned: fed bytes left over by a tls_feed_end() */
+	size_t spill_off;     /* read up to here */
+	size_t spill_len;
+	size_t spill_cap;
+	uint8_t *out;         /* owned: records for the socket, see tls_out_detach() */
+	size_t out_len;
+	size_t out_cap;
 	int peer_max_version; /* server: highest version the ClientHello offers; 0 unknown */
 	bool server;
 	bool handshake_done;
@@ -41,11 +51,14 @@ int tls_ctx_new(const struct node_conf *node, const char *self_name, SSL_CTX **o
 int tls_conn_init(struct tls_conn *t, SSL_CTX *ctx, bool server, const char *peer_name);
 void tls_conn_done(struct tls_conn *t);
 
-/* Hand bytes read from the socket to the engine. Returns 0 or -ENOMEM. */
-int tls_feed(struct tls_conn *t, const void *buf, size_t len);
+/* Lend bytes read from the socket to the engine: tls_handshake() and
+ * tls_read() read them from buf itself. Call tls_feed_end() before buf is
+ * reused: it copies whatever was not read yet. Returns 0 or -ENOMEM. */
+void tls_feed(struct tls_conn *t, const void *buf, size_t len);
+int tls_feed_end(struct tls_conn *t);
 
 /* Advance the handshake. Returns 1 once it is complete, 0 when more input
- * is needed (send tls_out_take() first), or -EPROTO with the reason in err
+ * is needed (send tls_out_detach()'s bytes first), or -EPROTO with the reason in err
  * (for example "certificate verify failed: self-signed certificate"). */
 int tls_handshake(struct tls_conn *t, char *err, size_t err_len);
 
@@ -58,13 +71,17 @@ long tls_read(struct tls_conn *t, void *buf, size_t cap, char *err, size_t err_l
  * -EPROTO / -ENOMEM with the reason in err. */
 int tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err_len);
 
+/* Make room for the records of plain_len more bytes, so a frame written in
+ * parts lands in one buffer without regrowing. Returns 0 or -ENOMEM. */
+int tls_out_reserve(struct tls_conn *t, size_t plain_len);
+
 /* Queue a close_notify alert (best effort). */
 void tls_shutdown(struct tls_conn *t);
 
-/* Encrypted bytes waiting to be sent, and taking them (up to cap bytes;
- * returns the count). */
+/* Encrypted bytes waiting to be sent, and taking them over: the returned
+ * heap buffer (free() it) holds *len bytes; NULL when there are none. */
 size_t tls_out_pending(const struct tls_conn *t);
-size_t tls_out_take(struct tls_conn *t, void *buf, size_t cap);
+uint8_t *tls_out_detach(struct tls_conn *t, size_t *len);
 
 /* Negotiated protocol and cipher names, for logs ("TLSv1.3", ...). */
 const char *tls_version(const struct tls_conn *t);

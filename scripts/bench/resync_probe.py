@@ -61,7 +61,7 @@ def main():
         off = len(ht.read_text(c.node("n1").log_file))
         perf = None
         if os.environ.get("PERF"):
-            perf = subprocess.Popen(["perf", "record", "-F", "999", "-a", "-g", "-o",
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-a"] + os.environ.get("PERF_G", "-g").split() + ["-o",
                                      "/tmp/perf.data", "--", "sleep", os.environ["PERF"]],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)

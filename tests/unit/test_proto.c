@@ -1087,6 +1087,78 @@ resync_records_round_trip(void **state)
 	assert_int_equal(out.u.op.data_len, 5);
 }
 
+/* ---- split encoding (bulk data sent from where it lies) ---------------------- */
+
+/* Head + tail from proto_encode_split() are byte for byte proto_encode()'s
+ * frame; proto_op_data_off() finds the data from any prefix long enough. */
+static void
+split_encode_matches_whole(void **state)
+{
+	static uint8_t data[70000];
+	struct proto_msg m = sample_op();
+	size_t len, tail_len, i, doff;
+	const uint8_t *tail;
+	uint8_t *whole, *head;
+	long n, h;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	m.u.op.data = (const char *)data;
+	m.u.op.data_len = sizeof(data);
+	len = proto_encoded_len(&m);
+	whole = malloc(len);
+	head = malloc(len);
+	assert_non_null(whole);
+	assert_non_null(head);
+	n = proto_encode(&m, whole, len);
+	assert_int_equal(n, (long)len);
+
+	h = proto_encode_split(&m, head, len, 65536, &tail, &tail_len);
+	assert_true(h > 0);
+	assert_ptr_equal(tail, data);
+	assert_int_equal(tail_len, sizeof(data));
+	assert_int_equal((size_t)h + tail_len, len);
+	assert_memory_equal(head, whole, (size_t)h);
+	assert_memory_equal(whole + h, data, sizeof(data));
+	/* the head fits a buffer that could not hold the data */
+	assert_int_equal(proto_encode_split(&m, head, (size_t)h, 65536, &tail, &tail_len), h);
+	assert_int_equal(proto_encode_split(&m, head, (size_t)h - 1, 65536, &tail, &tail_len),
+	                 -ENOSPC);
+
+	/* below min_tail, or not an op: encoded whole */
+	assert_int_equal(proto_encode_split(&m, head, len, sizeof(data) + 1, &tail, &tail_len),
+	                 (long)len);
+	assert_int_equal(tail_len, 0);
+	assert_null(tail);
+	assert_memory_equal(head, whole, len);
+
+	doff = (size_t)h - PROTO_HDR_LEN;
+	for (i = 0; i < doff - 4; i++)
+		assert_int_equal(proto_op_data_off(whole + PROTO_HDR_LEN, i), 0);
+	for (i = doff - 4; i <= len - PROTO_HDR_LEN; i += 997)
+		assert_int_equal(proto_op_data_off(whole + PROTO_HDR_LEN, i), doff);
+	free(whole);
+	free(head);
+}
+
+static void
+split_encode_non_op(void **state)
+{
+	struct proto_msg m = { .type = PROTO_PING, .u.ping.token = 9 };
+	uint8_t buf[64], whole[64];
+	const uint8_t *tail = (const uint8_t *)"x";
+	size_t tail_len = 1;
+	long n;
+
+	(void)state;
+	n = proto_encode_split(&m, buf, sizeof(buf), 0, &tail, &tail_len);
+	assert_int_equal(n, proto_encode(&m, whole, sizeof(whole)));
+	assert_memory_equal(buf, whole, (size_t)n);
+	assert_null(tail);
+	assert_int_equal(tail_len, 0);
+}
+
 int
 main(void)
 {
@@ -1105,6 +1177,8 @@ main(void)
 		cmocka_unit_test(ack_ping_pong_round_trip),
 		cmocka_unit_test(golden_hello_bytes),
 		cmocka_unit_test(golden_op_bytes),
+		cmocka_unit_test(split_encode_matches_whole),
+		cmocka_unit_test(split_encode_non_op),
 		cmocka_unit_test(op_every_truncation),
 		cmocka_unit_test(other_types_every_truncation),
 		cmocka_unit_test(nul_inside_string),
