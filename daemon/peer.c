@@ -56,6 +56,7 @@
 #define PEER_READ_CHUNK     16384u
 #define PEER_SPLIT_MIN      16384u /* op data at least this big is not copied into the frame */
 #define PEER_BIG_FRAME      (256u << 10) /* frames this big are read into a block of their own */
+#define PEER_COALESCE_MAX   (256u << 10) /* small frames share one write up to this */
 #define PEER_DATA_ALIGN     4096u
 #define PEER_RBUF_MAX       (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PEER_READ_CHUNK)
 #define PEER_ADDR_LEN       64
@@ -91,6 +92,7 @@ struct peer_conn {
 	uint64_t finish_ms;
 	uint64_t ping_token;
 	int pending_closes;
+	bool flush_due; /* TLS output left for flush_cb() */
 	bool dropped;   /* no longer p->link; on_down() done if it was up */
 	bool logged;    /* why it ends was already logged (else conn_drop() says it) */
 	bool finishing; /* dropped, closing once the queued writes are out */
@@ -117,14 +119,16 @@ struct peer {
 	char remote_str[PEER_ADDR_LEN];
 	uv_tcp_t listener; /* server only */
 	uv_timer_t retry;  /* client only: next connect attempt */
+	uv_prepare_t flush; /* writes what conn_send() left, before the loop polls */
 	bool listener_init;
 	bool retry_init;
+	bool flush_init;
 	struct peer_conn *link;  /* the connection being set up or up, or NULL */
 	struct peer_conn *conns; /* every connection object still allocated */
 	uint32_t backoff_ms;
 	bool above_high; /* queued bytes went past PEER_HIGH_WATER */
 	bool stopping;
-	int pending_closes; /* listener, retry */
+	int pending_closes; /* listener, retry, flush */
 	void *cur_block;    /* the block of the frame in on_msg, for peer_take_frame() */
 	uint8_t *scratch;   /* frame encoding buffer */
 	size_t scratch_cap;
@@ -136,6 +140,7 @@ struct peer {
 };
 
 static void conn_pump(struct peer_conn *c);
+static int conn_flush(struct peer_conn *c);
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -286,6 +291,8 @@ conn_drop(struct peer_conn *c, const char *reason, bool graceful)
 
 	if (c->dropped)
 		return;
+	if (c->flush_due)
+		(void)conn_flush(c); /* what was sent last still leaves, as far as it can */
 	c->dropped = true;
 	(void)uv_read_stop((uv_stream_t *)&c->tcp);
 	if (graceful && c->pending_writes > 0 && !c->closing) {
@@ -352,6 +359,7 @@ conn_flush(struct peer_conn *c)
 	uv_buf_t buf;
 	int r;
 
+	c->flush_due = false;
 	if (tls_out_pending(&c->tls) == 0 || c->closing)
 		return 0;
 	w = calloc(1, sizeof(*w));
@@ -368,9 +376,32 @@ conn_flush(struct peer_conn *c)
 	}
 	c->queued_bytes += w->len;
 	c->pending_writes++;
-	if (c->queued_bytes > PEER_HIGH_WATER && c->p->link == c)
+	if (c->queued_bytes >= PEER_HIGH_WATER && c->p->link == c)
 		c->p->above_high = true;
 	return 0;
+}
+
+/* Before the loop polls: write the TLS output conn_send() left pending. */
+static void
+flush_cb(uv_prepare_t *h)
+{
+	struct peer *p = h->data;
+	struct peer_conn *c, *next;
+	char why[96];
+	int r;
+
+	uv_prepare_stop(h);
+	for (c = p->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->flush_due)
+			continue;
+		c->flush_due = false;
+		r = conn_flush(c);
+		if (r < 0 && !c->dropped) {
+			(void)snprintf(why, sizeof(why), "write error: %s", mr_strerror(r));
+			conn_drop(c, why, false);
+		}
+	}
 }
 
 /* Encode, encrypt and queue one frame. An op's bulk data is encrypted from
@@ -402,6 +433,9 @@ conn_send(struct peer_conn *c, const struct proto_msg *msg)
 	n = proto_encode_split(msg, p->scratch, p->scratch_cap, PEER_SPLIT_MIN, &tail, &tail_len);
 	if (n < 0)
 		return (int)n;
+	/* a large frame starts a buffer of its own (no regrowing copy) */
+	if (tls_out_pending(&c->tls) + len > PEER_COALESCE_MAX && (r = conn_flush(c)) < 0)
+		return r;
 	r = tls_out_reserve(&c->tls, len);
 	if (r == 0)
 		r = tls_write(&c->tls, p->scratch, (size_t)n, why, sizeof(why));
@@ -412,9 +446,20 @@ conn_send(struct peer_conn *c, const struct proto_msg *msg)
 		         r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
-	r = conn_flush(c);
-	if (r < 0)
-		return r;
+	/* what peer_queued_bytes() tells the sender: past the high mark, it
+	 * waits for on_writable(), which write_cb() calls below the low mark */
+	if (c->queued_bytes + tls_out_pending(&c->tls) >= PEER_HIGH_WATER && p->link == c)
+		p->above_high = true;
+	if (tls_out_pending(&c->tls) >= PEER_COALESCE_MAX) {
+		r = conn_flush(c);
+		if (r < 0)
+			return r;
+	} else if (!c->flush_due) {
+		/* small frames sent in this loop iteration go out in one write */
+		c->flush_due = true;
+		if (p->flush_init)
+			MR_BUG_ON(uv_prepare_start(&p->flush, flush_cb) != 0);
+	}
 	c->last_tx_ms = mr_now_ms();
 	return 0;
 }
@@ -1014,6 +1059,11 @@ flow_hb(const struct cluster_conf *cf)
 static void
 peer_close_own(struct peer *p)
 {
+	if (p->flush_init) {
+		p->flush_init = false;
+		p->pending_closes++;
+		uv_close((uv_handle_t *)&p->flush, peer_handle_close_cb);
+	}
 	if (p->retry_init) {
 		p->retry_init = false;
 		p->pending_closes++;
@@ -1064,6 +1114,9 @@ peer_start(struct mrd *m, const struct peer_cbs *cbs, void *ctx, struct peer **o
 		return r;
 	}
 
+	MR_BUG_ON(uv_prepare_init(m->loop, &p->flush) != 0);
+	p->flush.data = p;
+	p->flush_init = true;
 	if (p->client) {
 		MR_BUG_ON(uv_timer_init(m->loop, &p->retry) != 0);
 		p->retry.data = p;
@@ -1118,7 +1171,9 @@ peer_take_frame(struct peer *p)
 size_t
 peer_queued_bytes(const struct peer *p)
 {
-	return p != NULL && p->link != NULL ? p->link->queued_bytes : 0;
+	return p != NULL && p->link != NULL
+	               ? p->link->queued_bytes + tls_out_pending(&p->link->tls)
+	               : 0;
 }
 
 /* See peer.h. Loop thread. */

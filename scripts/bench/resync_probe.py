@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """One resync, measured closely: a full copy of MIB MiB (8 files) into an empty node, or
-with --same a pairing where both nodes hold the same data (compare only). Prints the
+with --same a pairing where both nodes hold the same data (compare only), or with --delta
+the return of a cleanly stopped SECOND after 1% of the 4 KiB blocks changed on n1 (the
+bench's trusted delta; --delta-compare: after a directory rename, so checksums only). Prints the
 resync's duration from n1's own log line and the CPU time of every mirrord thread during
 it (from /proc), so a change to the data path can be judged one at a time.
 
-usage: MR_BIN_DIR=$PWD/build/bin python3 scripts/bench/resync_probe.py [--same] [MIB]
+usage: MR_BIN_DIR=$PWD/build/bin python3 scripts/bench/resync_probe.py
+       [--same | --delta | --delta-compare] [MIB]
 Env: PERF=SECONDS also records `perf record -a -g` to /tmp/perf.data during the resync;
 WARM=1 keeps the page cache (no drop_caches before the run)."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,22 +40,45 @@ def thread_cpu(c):
     return out
 
 
+def delta_setup(c, files, per, compare):
+    """Pair, stop n2 cleanly, change 1% of the blocks on n1 (after a rename when compare);
+    the next `mirrorctl start` on n2 is the resync to measure."""
+    c.start_daemon("n1", level="info")
+    c.start_daemon("n2", level="info")
+    rb.wait_states(c, {"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")}, 30)
+    c.ctl("n1", "prim")
+    rb.wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
+    c.ctl("n2", "stop")
+    rb.wait_states(c, {"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")}, 60)
+    if compare:
+        c.run("n1", sys.executable, "-c", "import os, sys; os.mkdir(sys.argv[1] + '/d.old'); "
+              "os.rename(sys.argv[1] + '/d.old', sys.argv[1] + '/d.new')",
+              c.node("n1").repl_dirs["data"][1])
+    print("changed %s blocks" % rb.change(c, files, per, 7))
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--same"]
+    modes = ("--same", "--delta", "--delta-compare")
+    args = [a for a in sys.argv[1:] if a not in modes]
     same = "--same" in sys.argv[1:]
+    delta = "--delta" in sys.argv[1:] or "--delta-compare" in sys.argv[1:]
     mib = int(args[0]) if args else 1024
+    files = 20 if delta else 8
     ht.require_root()
     with ht.Cluster(userconfig=tf.CONFIG) as c:
         tf.setup(c)
         real = {n: c.node(n).repl_dirs["data"][0] for n in ("n1", "n2")}
-        rb.make_files([real["n1"], real["n2"]], 8, mib << 20)
-        if not same:
+        rb.make_files([real["n1"], real["n2"]], files, mib << 20)
+        if delta:
+            delta_setup(c, files, (mib << 20) // files, "--delta-compare" in sys.argv[1:])
+        elif not same:
             for f in os.listdir(real["n2"]):
                 os.unlink(os.path.join(real["n2"], f))
-        c.start_daemon("n1", level="info")
-        c.start_daemon("n2", level="info")
-        rb.wait_states(c, {"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")}, 30)
-        if not os.environ.get("WARM"):
+        if not delta:
+            c.start_daemon("n1", level="info")
+            c.start_daemon("n2", level="info")
+            rb.wait_states(c, {"n1": ("WAIT", "NotReady"), "n2": ("WAIT", "NotReady")}, 30)
+        if not os.environ.get("WARM") and not delta:
             subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True, check=True)
             for f in os.listdir(real["n1"]):  # the source's data in the cache, as usual
                 with open(os.path.join(real["n1"], f), "rb") as fh:
@@ -66,17 +93,22 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
         before = thread_cpu(c)
-        c.ctl("n1", "prim")
+        c.ctl("n2" if delta else "n1", "start" if delta else "prim")
         t = rb.wait_resync(c, off, 600)
         after = thread_cpu(c)
-        print("%s %d MiB: %.2f s (%.0f MB/s)" % ("compare" if same else "full copy", mib, t,
-                                                (mib << 20) / t / 1e6))
+        what = "delta" if delta else "compare" if same else "full copy"
+        print("%s %d MiB: %.2f s (%.0f MB/s)" % (what, mib, t, (mib << 20) / t / 1e6))
         for k in sorted(after):
             d = after[k] - before.get(k, 0)
             if d >= 0.02:
                 print("  %s thread %s: %.2f CPU-s" % (k[0], k[1], d))
         print("  (a thread that ended during the resync, such as n1's resync thread, "
               "is not listed)")
+        if os.environ.get("SHOWLOG"):
+            for n in ("n1", "n2"):
+                for line in ht.read_text(c.node(n).log_file)[off if n == "n1" else 0:].splitlines():
+                    if re.search(os.environ["SHOWLOG"], line):
+                        print(n, line)
         if perf is not None:
             perf.wait()
 
