@@ -56,7 +56,9 @@
 #define PEER_READ_CHUNK     16384u
 #define PEER_SPLIT_MIN      16384u /* op data at least this big is not copied into the frame */
 #define PEER_BIG_FRAME      (256u << 10) /* frames this big are read into a block of their own */
-#define PEER_COALESCE_MAX   (256u << 10) /* small frames share one write up to this */
+#ifndef PEER_COALESCE_MAX
+#define PEER_COALESCE_MAX   (256u << 10)
+#endif /* small frames share one write up to this */
 #define PEER_DATA_ALIGN     4096u
 #define PEER_RBUF_MAX       (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PEER_READ_CHUNK)
 #define PEER_ADDR_LEN       64
@@ -450,12 +452,15 @@ conn_send(struct peer_conn *c, const struct proto_msg *msg)
 	 * waits for on_writable(), which write_cb() calls below the low mark */
 	if (c->queued_bytes + tls_out_pending(&c->tls) >= PEER_HIGH_WATER && p->link == c)
 		p->above_high = true;
-	if (tls_out_pending(&c->tls) >= PEER_COALESCE_MAX) {
+	if ((msg->type != PROTO_OP && msg->type != PROTO_ACK) ||
+	    tls_out_pending(&c->tls) >= PEER_COALESCE_MAX) {
+		/* hashes, results, PONG... leave at once: the other side waits
+		 * for them, and this loop may stay busy reading for a while */
 		r = conn_flush(c);
 		if (r < 0)
 			return r;
 	} else if (!c->flush_due) {
-		/* small frames sent in this loop iteration go out in one write */
+		/* the ops and acks of this loop iteration go out in one write */
 		c->flush_due = true;
 		if (p->flush_init)
 			MR_BUG_ON(uv_prepare_start(&p->flush, flush_cb) != 0);
