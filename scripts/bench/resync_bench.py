@@ -222,6 +222,11 @@ def main():
         wait_states(c, {"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")})
         t_hm_full_total = time.monotonic() - t
         t_hm_full = wait_resync(c, off)
+        if os.environ.get("SHOWLOG"):  # debugging aid: matching lines of both logs
+            for n in ("n1", "n2"):
+                for line in ht.read_text(c.node(n).log_file).splitlines():
+                    if re.search(os.environ["SHOWLOG"], line):
+                        print(n, line)
 
     mib = a.mib
     print("%-44s %9s %9s %8s  %s" % ("resync (%d MiB in %d files)" % (mib, a.files),
