@@ -78,6 +78,9 @@ struct fmap_ent {
 #define DIO_ALIGN   4096u
 #define DIO_MIN     65536u
 #define DIO_PROBE   4u
+
+/* A hash request of at least this many bytes is hashed by two threads. */
+#define APPLY_HASH_SPLIT (16u << 20)
 #define DIO_EXPLORE 64u
 
 struct dio_choice {
@@ -91,6 +94,7 @@ struct apply {
 	uv_loop_t *loop;
 	const int *roots; /* borrowed */
 	size_t n_dirs;
+	long ncpu; /* online CPUs at start */
 	enum conf_async async;
 	apply_ack_fn ack_cb;
 	apply_fail_fn fail_cb;
@@ -800,23 +804,108 @@ rs_meta(struct apply *a, const struct proto_op *op)
 	return r;
 }
 
+/* Blocks [first, end) of a hash request: the fd, where the request starts,
+ * the block size, the file's size, and where the hashes go. A job hashes
+ * them and says how many it did (fewer when the copy ends). */
+struct hash_job {
+	int fd;
+	uint64_t off;
+	uint32_t bs;
+	uint64_t size;
+	uint64_t first;
+	uint64_t end;
+	uint8_t *hashes; /* the request's, indexed from its first block */
+	uint64_t done;   /* blocks hashed from first on */
+	int err;
+};
+
+/* Holes are not read: a block wholly in a hole hashes as zeros. That matters
+ * on a full resync, where RS_FILE has just made an empty copy of the file's
+ * size, all hole. Positional I/O only, so two jobs may share the fd. */
+static void
+hash_blocks(struct hash_job *j)
+{
+	size_t chunk = j->bs > (1u << 20) ? j->bs : (1u << 20) / j->bs * j->bs;
+	uint64_t data = 0, hole = 0; /* [data, hole): the next data extent */
+	XXH128_canonical_t zero_can;
+	uint8_t *buf = calloc(1, chunk);
+	uint64_t i = j->first;
+
+	j->done = 0;
+	if (buf == NULL) {
+		j->err = -ENOMEM;
+		return;
+	}
+	XXH128_canonicalFromHash(&zero_can, XXH3_128bits(buf, j->bs));
+	while (i < j->end) {
+		uint64_t pos = j->off + i * j->bs, want;
+		ssize_t got;
+		size_t bo;
+
+		if (pos >= j->size)
+			break; /* end of the copy: the rest is missing */
+		if (pos >= hole) {
+			off_t d = lseek(j->fd, (off_t)pos, SEEK_DATA), e;
+
+			if (d < 0) {
+				/* ENXIO: a hole to the end; otherwise read everything */
+				data = errno == ENXIO ? UINT64_MAX : pos;
+				hole = UINT64_MAX;
+			} else {
+				e = lseek(j->fd, d, SEEK_HOLE);
+				data = (uint64_t)d;
+				hole = e < 0 ? UINT64_MAX : (uint64_t)e;
+			}
+		}
+		if (pos + j->bs <= data && pos + j->bs <= j->size) {
+			memcpy(j->hashes + i * PROTO_HASH_LEN, &zero_can, PROTO_HASH_LEN);
+			i++;
+			continue;
+		}
+		/* read blocks up to the chunk, the job's end or the hole */
+		want = (j->end - i) * j->bs < chunk ? (j->end - i) * j->bs : chunk;
+		if (hole > pos && hole - pos < want)
+			want = (hole - pos + j->bs - 1) / j->bs * j->bs;
+		got = pread(j->fd, buf, (size_t)want, (off_t)pos);
+		if (got <= 0)
+			break;
+		for (bo = 0; bo < (size_t)got; bo += j->bs, i++) {
+			size_t bl = (size_t)got - bo < j->bs ? (size_t)got - bo : j->bs;
+			XXH128_canonical_t can;
+
+			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
+			memcpy(j->hashes + i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
+		}
+		if ((uint64_t)got < want)
+			break; /* end of the copy: the rest is missing */
+	}
+	j->done = i - j->first;
+	free(buf);
+}
+
+static void *
+hash_thread(void *arg)
+{
+	hash_blocks(arg);
+	return NULL;
+}
+
 /* RS_HASHREQ: hash each block of [off, off + size) of the copy (no file: no
  * hashes; the answer stops at its end) and hand the answer to the loop
- * thread. Holes are not read: a block wholly in a hole hashes as zeros. That
- * matters on a full resync, where RS_FILE has just made an empty copy of the
- * file's size, all hole. */
+ * thread. A large request is hashed by two threads, a half each, while the
+ * apply thread waits: the answer still reflects exactly the ops before it
+ * in the stream, and the target's hashing (the critical path of a resync
+ * that compares checksums) uses two cores. */
 static int
 rs_hashreq(struct apply *a, const struct proto_op *op)
 {
 	uint32_t bs = (uint32_t)op->rdev;
 	uint64_t n_blocks = bs > 0 ? (op->size + bs - 1) / bs : 0;
-	uint64_t data = 0, hole = 0; /* [data, hole): the next data extent */
-	size_t chunk = bs > (1u << 20) ? bs : (1u << 20) / bs * bs;
-	XXH128_canonical_t zero_can;
+	struct hash_job job[2];
 	struct apply_hashes *h;
-	uint8_t *buf = NULL;
+	pthread_t helper;
+	bool two = false;
 	struct stat st;
-	uint32_t i, n = 0;
 	int fd;
 
 	if (bs == 0 || bs > (16u << 20) || n_blocks * PROTO_HASH_LEN > PROTO_MAX_DATA)
@@ -827,57 +916,27 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 	h->req_seq = op->seq;
 	h->block_size = bs;
 	fd = openat2_beneath(a->roots[op->dir], op->path.p, O_RDONLY | O_NOFOLLOW);
-	if (fd >= 0 && fstat(fd, &st) == 0)
-		buf = calloc(1, chunk);
-	if (buf != NULL)
-		XXH128_canonicalFromHash(&zero_can, XXH3_128bits(buf, bs));
-	for (i = 0; buf != NULL && i < n_blocks;) {
-		uint64_t pos = op->off + (uint64_t)i * bs, want;
-		ssize_t got;
-		size_t bo;
-
-		if (pos >= (uint64_t)st.st_size)
-			break; /* end of the copy: the rest is missing */
-		if (pos >= hole) {
-			off_t d = lseek(fd, (off_t)pos, SEEK_DATA), e;
-
-			if (d < 0) {
-				/* ENXIO: a hole to the end; otherwise read everything */
-				data = errno == ENXIO ? UINT64_MAX : pos;
-				hole = UINT64_MAX;
-			} else {
-				e = lseek(fd, d, SEEK_HOLE);
-				data = (uint64_t)d;
-				hole = e < 0 ? UINT64_MAX : (uint64_t)e;
-			}
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		job[0] = (struct hash_job){ .fd = fd, .off = op->off, .bs = bs,
+			                    .size = (uint64_t)st.st_size, .end = n_blocks,
+			                    .hashes = h->hashes };
+		if (a->ncpu > 1 && n_blocks * bs >= APPLY_HASH_SPLIT) {
+			job[1] = job[0];
+			job[0].end = job[1].first = n_blocks / 2;
+			two = pthread_create(&helper, NULL, hash_thread, &job[1]) == 0;
+			if (!two)
+				job[0].end = n_blocks;
 		}
-		if (pos + bs <= data && pos + bs <= (uint64_t)st.st_size) {
-			memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &zero_can, PROTO_HASH_LEN);
-			n = ++i;
-			continue;
-		}
-		/* read blocks up to the chunk, the request's end or the hole */
-		want = (n_blocks - i) * bs < chunk ? (n_blocks - i) * bs : chunk;
-		if (hole > pos && hole - pos < want)
-			want = (hole - pos + bs - 1) / bs * bs;
-		got = pread(fd, buf, (size_t)want, (off_t)pos);
-		if (got <= 0)
-			break;
-		for (bo = 0; bo < (size_t)got; bo += bs, i++) {
-			size_t bl = (size_t)got - bo < bs ? (size_t)got - bo : bs;
-			XXH128_canonical_t can;
-
-			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
-			memcpy(h->hashes + (size_t)i * PROTO_HASH_LEN, &can, PROTO_HASH_LEN);
-		}
-		n = i;
-		if ((uint64_t)got < want)
-			break; /* end of the copy: the rest is missing */
+		hash_blocks(&job[0]);
+		if (two)
+			MR_BUG_ON(pthread_join(helper, NULL) != 0);
+		/* the answer stops where the copy does (a short first half ends it) */
+		h->n = (uint32_t)job[0].done;
+		if (two && job[0].done == job[0].end)
+			h->n += (uint32_t)job[1].done;
 	}
-	free(buf);
 	if (fd >= 0)
 		(void)close(fd);
-	h->n = n;
 	pthread_mutex_lock(&a->mu);
 	if (a->hashes_tail != NULL)
 		a->hashes_tail->next = h;
@@ -1442,6 +1501,7 @@ apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async a
 	a->received_seq = a->acked_seq = start_seq;
 	atomic_store(&a->applied_seq, start_seq);
 	a->ack_cb = ack_cb;
+	a->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	a->fail_cb = fail_cb;
 	a->ctx = ctx;
 	MR_BUG_ON(pthread_mutex_init(&a->mu, NULL) != 0);

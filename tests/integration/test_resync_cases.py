@@ -319,6 +319,31 @@ class ResyncCases(tf.Failover):
         rc, out, err = c.ctl("n1", "verify")
         self.assertEqual(rc, 0, out + err)
 
+    def test_full_resync_of_a_large_file_hashed_in_two_halves(self):
+        """The target hashes a large request (16 MiB or more) with two threads, a half
+        each: a block damaged in each half of a 40 MiB file is found and repaired, and
+        nothing else is sent."""
+        c = self.c
+        self.pair_with(2, 64 * 1024)
+        self.run_py("n1", "import os, sys\n"
+                    "with open(os.path.join(sys.argv[1], 'big'), 'wb') as f:\n"
+                    "    for i in range(40): f.write(os.urandom(1 << 20))\n", self.shared())
+        self.assert_identical()
+        victim = os.path.join(self.real("n2"), "big")
+        with open(victim, "r+b") as f:  # behind the secondary's back
+            for off in ((1 << 20) + 100, (35 << 20) + 5):
+                f.seek(off)
+                f.write(b"damage")
+        off = self.log_len("n1")
+        rc, out, err = c.ctl("n1", "resync", "--full")
+        self.assertEqual(rc, 0, out + err)
+        ht.wait_for(lambda: not self.st("n2")["uptodate"], 10, what="n2 not up to date")
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.assert_identical()
+        line = self.resync_line(self.log_from("n1", off))
+        self.assertIn("mode=compare", self.log_from("n1", off))
+        self.assertEqual(self.field(line, "sent_bytes"), 2 * 4096, line)
+
     def test_xattrs_and_hard_links_are_resynced(self):
         """Extended attributes (in both kinds of resync) and hard links (a link made
         alone makes the dirty set untrusted: compare mode) come back identical."""

@@ -109,7 +109,8 @@ teardown(void **state)
 	}
 	if (f->dir[0] != '\0') {
 		(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-		(void)system(cmd);
+		if (system(cmd) != 0)
+			print_error("could not remove %s\n", f->dir);
 	}
 	free(f);
 	return 0;
