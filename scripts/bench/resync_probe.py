@@ -93,9 +93,14 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
         before = thread_cpu(c)
+        stat0 = open("/proc/stat").readline().split()[1:]
         c.ctl("n2" if delta else "n1", "start" if delta else "prim")
         t = rb.wait_resync(c, off, 600)
         after = thread_cpu(c)
+        stat1 = open("/proc/stat").readline().split()[1:]
+        d = [int(b) - int(a) for a, b in zip(stat0, stat1)]
+        print("  machine: %.0f%% idle, %.0f%% iowait, %.0f%% softirq over the run" % (
+            100.0 * d[3] / sum(d), 100.0 * d[4] / sum(d), 100.0 * d[6] / sum(d)))
         what = "delta" if delta else "compare" if same else "full copy"
         print("%s %d MiB: %.2f s (%.0f MB/s)" % (what, mib, t, (mib << 20) / t / 1e6))
         for k in sorted(after):
