@@ -917,8 +917,11 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 	h->block_size = bs;
 	fd = openat2_beneath(a->roots[op->dir], op->path.p, O_RDONLY | O_NOFOLLOW);
 	if (fd >= 0 && fstat(fd, &st) == 0) {
-		job[0] = (struct hash_job){ .fd = fd, .off = op->off, .bs = bs,
-			                    .size = (uint64_t)st.st_size, .end = n_blocks,
+		job[0] = (struct hash_job){ .fd = fd,
+			                    .off = op->off,
+			                    .bs = bs,
+			                    .size = (uint64_t)st.st_size,
+			                    .end = n_blocks,
 			                    .hashes = h->hashes };
 		if (a->ncpu > 1 && n_blocks * bs >= APPLY_HASH_SPLIT) {
 			job[1] = job[0];
@@ -1356,8 +1359,7 @@ rec_alloc(const struct proto_op *op, void *frame, size_t *data_off)
 	return mem;
 }
 
-static int push(struct apply *a, const struct proto_op *op, void *frame, char *err,
-                size_t err_len);
+static int push(struct apply *a, const struct proto_op *op, void *frame, char *err, size_t err_len);
 
 /* May this op be applied on the loop thread? */
 static bool

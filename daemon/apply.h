@@ -62,8 +62,7 @@ int apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_asy
  * frame is not NULL: then op->data lies in that heap block, which the engine
  * takes over (and frees, also on error). Returns 0, or MR_EPROTO with the
  * reason in err (sequence gap, bad path, bad dir index). */
-int apply_push(struct apply *a, const struct proto_op *op, void *frame, char *err,
-               size_t err_len);
+int apply_push(struct apply *a, const struct proto_op *op, void *frame, char *err, size_t err_len);
 
 /* Last sequence number received (queued); what the HELLO announces. */
 uint64_t apply_last_seq(const struct apply *a);

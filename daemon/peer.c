@@ -56,9 +56,7 @@
 #define PEER_READ_CHUNK     16384u
 #define PEER_SPLIT_MIN      16384u /* op data at least this big is not copied into the frame */
 #define PEER_BIG_FRAME      (256u << 10) /* frames this big are read into a block of their own */
-#ifndef PEER_COALESCE_MAX
-#define PEER_COALESCE_MAX   (256u << 10)
-#endif /* small frames share one write up to this */
+#define PEER_COALESCE_MAX   (256u << 10) /* small frames share one write up to this */
 #define PEER_DATA_ALIGN     4096u
 #define PEER_RBUF_MAX       (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PEER_READ_CHUNK)
 #define PEER_ADDR_LEN       64
@@ -1176,9 +1174,8 @@ peer_take_frame(struct peer *p)
 size_t
 peer_queued_bytes(const struct peer *p)
 {
-	return p != NULL && p->link != NULL
-	               ? p->link->queued_bytes + tls_out_pending(&p->link->tls)
-	               : 0;
+	return p != NULL && p->link != NULL ? p->link->queued_bytes + tls_out_pending(&p->link->tls)
+	                                    : 0;
 }
 
 /* See peer.h. Loop thread. */

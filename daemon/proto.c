@@ -642,8 +642,8 @@ long
 proto_encode_split(const struct proto_msg *msg, uint8_t *buf, size_t cap, size_t min_tail,
                    const uint8_t **tail, size_t *tail_len)
 {
-	bool split = msg->type == PROTO_OP && msg->u.op.data_len > 0 &&
-	             msg->u.op.data_len >= min_tail;
+	bool split =
+	        msg->type == PROTO_OP && msg->u.op.data_len > 0 && msg->u.op.data_len >= min_tail;
 	long n = encode(msg, buf, cap, split);
 
 	*tail = split && n >= 0 ? msg->u.op.data : NULL;

@@ -234,8 +234,8 @@ long proto_encode(const struct proto_msg *msg, uint8_t *buf, size_t cap);
  * *tail_len the data itself, to be sent right after. Frames other than OPs,
  * and OPs with less than min_tail bytes of data, are encoded whole into buf
  * (*tail_len = 0). Errors as proto_encode(). */
-long proto_encode_split(const struct proto_msg *msg, uint8_t *buf, size_t cap,
-                        size_t min_tail, const uint8_t **tail, size_t *tail_len);
+long proto_encode_split(const struct proto_msg *msg, uint8_t *buf, size_t cap, size_t min_tail,
+                        const uint8_t **tail, size_t *tail_len);
 
 /* Where an OP payload's data starts, from the first have bytes of the
  * payload: the offset, or 0 when more bytes are needed. Decodes only the

@@ -451,9 +451,8 @@ queue_data_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off
  * empty file), the area itself becomes the record: no copy; *area is then
  * NULL. Lock held. */
 static int
-send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
-               const uint8_t *th, uint32_t n, uint64_t off, const char *buf, size_t len,
-               char **area)
+send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range, const uint8_t *th,
+               uint32_t n, uint64_t off, const char *buf, size_t len, char **area)
 {
 	size_t bo, run = SIZE_MAX;
 	int r = 0;
@@ -477,8 +476,9 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 		}
 	}
 	if (r == 0 && run == 0 && *area != NULL) { /* (rs_chunk(): not compressing) */
-		struct proto_op o = { .type = PROTO_RS_DATA, .off = off, .data = *area,
-			              .data_len = (uint32_t)len };
+		struct proto_op o = {
+			.type = PROTO_RS_DATA, .off = off, .data = *area, .data_len = (uint32_t)len
+		};
 
 		set_path(&o, path);
 		atomic_fetch_add(&rs->sent_bytes, len);

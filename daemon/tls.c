@@ -231,9 +231,9 @@ err_free:
 
 /* Bytes a TLS 1.3 record adds to at most TLS_REC_MAX bytes of data: header 5,
  * content type 1, AEAD tag 16. */
-#define TLS_REC_MAX 16384
+#define TLS_REC_MAX      16384
 #define TLS_REC_OVERHEAD 22
-#define TLS_OUT_MIN 16384
+#define TLS_OUT_MIN      16384
 
 static BIO_METHOD *in_method;
 static BIO_METHOD *out_method;

@@ -26,11 +26,11 @@ struct tls_conn {
 	BIO *wbio;            /* borrowed: owned by ssl; appends to out */
 	const uint8_t *in;    /* borrowed: fed bytes not read by SSL yet */
 	size_t in_len;
-	uint8_t *spill;       /* owned: fed bytes left over by a tls_feed_end() */
-	size_t spill_off;     /* read up to here */
+	uint8_t *spill;   /* owned: fed bytes left over by a tls_feed_end() */
+	size_t spill_off; /* read up to here */
 	size_t spill_len;
 	size_t spill_cap;
-	uint8_t *out;         /* owned: records for the socket, see tls_out_detach() */
+	uint8_t *out; /* owned: records for the socket, see tls_out_detach() */
 	size_t out_len;
 	size_t out_cap;
 	int peer_max_version; /* server: highest version the ClientHello offers; 0 unknown */

@@ -35,7 +35,7 @@ struct side {
 	uint8_t *got;   /* plaintext received */
 	size_t got_len;
 	size_t got_cap;
-	int done;       /* handshake result */
+	int done; /* handshake result */
 };
 
 struct fixture {
