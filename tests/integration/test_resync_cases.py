@@ -160,6 +160,17 @@ class ResyncCases(tf.Failover):
             c.dump_logs("trees differ")
         self.assertEqual(diff, [], "trees differ:\n" + "\n".join(diff[:40]))
 
+    def full_resync(self):
+        """`mirrorctl resync --full` on n1, until n2 is back up to date with an identical
+        copy; n1's log from the command on."""
+        off = self.log_len("n1")
+        rc, out, err = self.c.ctl("n1", "resync", "--full")
+        self.assertEqual(rc, 0, out + err)
+        ht.wait_for(lambda: not self.st("n2")["uptodate"], 10, what="n2 not up to date")
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.assert_identical()
+        return self.log_from("n1", off)
+
     def wait_checkpoint(self, n="n1"):
         """Until the primary's pre-write log has retired every name (a checkpoint while
         paired): what it named before is acknowledged by the peer."""
@@ -323,7 +334,6 @@ class ResyncCases(tf.Failover):
         """The target hashes a large request (16 MiB or more) with two threads, a half
         each: a block damaged in each half of a 40 MiB file is found and repaired, and
         nothing else is sent."""
-        c = self.c
         self.pair_with(2, 64 * 1024)
         self.run_py("n1", "import os, sys\n"
                     "with open(os.path.join(sys.argv[1], 'big'), 'wb') as f:\n"
@@ -334,14 +344,9 @@ class ResyncCases(tf.Failover):
             for off in ((1 << 20) + 100, (35 << 20) + 5):
                 f.seek(off)
                 f.write(b"damage")
-        off = self.log_len("n1")
-        rc, out, err = c.ctl("n1", "resync", "--full")
-        self.assertEqual(rc, 0, out + err)
-        ht.wait_for(lambda: not self.st("n2")["uptodate"], 10, what="n2 not up to date")
-        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
-        self.assert_identical()
-        line = self.resync_line(self.log_from("n1", off))
-        self.assertIn("mode=compare", self.log_from("n1", off))
+        log = self.full_resync()
+        line = self.resync_line(log)
+        self.assertIn("mode=compare", log)
         self.assertEqual(self.field(line, "sent_bytes"), 2 * 4096, line)
 
     def test_xattrs_and_hard_links_are_resynced(self):
@@ -415,13 +420,7 @@ class ResyncCases(tf.Failover):
         self.assertEqual(rc, 1, out + err)
         self.assertIn("on the primary", err)
         # the admin asks for a full resync: every file compared, the block repaired
-        off = self.log_len("n1")
-        rc, out, err = c.ctl("n1", "resync", "--full")
-        self.assertEqual(rc, 0, out + err)
-        ht.wait_for(lambda: not self.st("n2")["uptodate"], 10, what="n2 not up to date")
-        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
-        self.assert_identical()
-        log = self.log_from("n1", off)
+        log = self.full_resync()
         self.assertIn("mode=compare", log)
         line = self.resync_line(log)
         self.assertLessEqual(self.field(line, "sent_bytes"), 64 * 1024, line)
