@@ -190,6 +190,19 @@ def tail(text, lines=200):
     return "... (%d earlier lines not shown)\n" % (len(ls) - lines) + "\n".join(ls[-lines:]) + "\n"
 
 
+def log_digest(text, lines=200):
+    """A mirrord log for a failure report: every line above debug level (the state
+    changes, warnings and errors that explain a failure, however early), then the
+    last lines of everything."""
+    ls = text.splitlines()
+    if len(ls) <= lines:
+        return text
+    early = [ln for ln in ls[:-lines] if " debug " not in ln]
+    return ("... (%d earlier lines; those above debug level:)\n" % (len(ls) - lines) +
+            "\n".join(early[-400:]) + "\n... (the last %d lines:)\n" % lines +
+            "\n".join(ls[-lines:]) + "\n")
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -1048,7 +1061,7 @@ class Cluster:
         keep = os.environ.get("MR_KEEP_LOGS")  # a directory: whole logs copied there
         for node in self.nodes.values():
             out.append("-" * 30 + " %s: %s " % (node.name, node.log_file))
-            out.append(tail(read_text(node.log_file, "(no log file)\n")))
+            out.append(log_digest(read_text(node.log_file, "(no log file)\n")))
             if keep:
                 os.makedirs(keep, exist_ok=True)
                 with open(os.path.join(keep, "%s-%s.log" % (self.prefix, node.name)), "w") as f:
