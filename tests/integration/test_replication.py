@@ -89,6 +89,18 @@ def compare_trees(a, b):
     return ps.manifest_diff(dict(ps.manifest(a), **root(a)), dict(ps.manifest(b), **root(b)))
 
 
+def settled_diff(a, b, timeout_s=10.0):
+    """compare_trees(a, b) once the copies agree, or its last answer after timeout_s:
+    the secondary applies the last RELEASEs (times, no data) asynchronously, so a tree
+    can still differ for a moment after every sequence number was received."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        diff = compare_trees(a, b)
+        if not diff or time.monotonic() >= deadline:
+            return diff
+        time.sleep(0.05)
+
+
 class ReplicationCase(unittest.TestCase):
     async_mode = "second"
 

@@ -94,9 +94,8 @@ class Resync(tf.Failover):
         self.assertEqual(w.returncode, 0)
         ht.wait_for(lambda: self.st("n1")["replication"]["received_seq"] ==
                     self.st("n2")["replication"]["last_seq"], 20, what="n1 caught up")
-        time.sleep(0.3)  # the last RELEASEs are asynchronous (no data)
-        diff = tr.compare_trees(c.node("n1").repl_dirs["data"][0],
-                                c.node("n2").repl_dirs["data"][0])
+        diff = tr.settled_diff(c.node("n1").repl_dirs["data"][0],
+                               c.node("n2").repl_dirs["data"][0])
         self.assertEqual(diff, [], "trees differ after the resync:\n" + "\n".join(diff[:40]))
         s1 = self.st("n1")
         self.assertTrue(s1["uptodate"])

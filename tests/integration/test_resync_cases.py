@@ -154,8 +154,7 @@ class ResyncCases(tf.Failover):
         c = self.c
         ht.wait_for(lambda: self.st(sec)["replication"]["received_seq"] ==
                     self.st(prim)["replication"]["last_seq"], 30, what="caught up")
-        time.sleep(0.3)  # the last RELEASEs are asynchronous (no data)
-        diff = tr.compare_trees(self.real(prim), self.real(sec))
+        diff = tr.settled_diff(self.real(prim), self.real(sec))
         if diff:
             c.dump_logs("trees differ")
         self.assertEqual(diff, [], "trees differ:\n" + "\n".join(diff[:40]))
