@@ -445,6 +445,32 @@ queue_data_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off
 	return repl_rs_queue_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
 
+/* A pooled area to read a chunk of want bytes straight into its record, or
+ * NULL: only for big chunks (a run of a few marked blocks would hold a whole
+ * area until acknowledged) and never when compressing (rs_chunk() is then
+ * smaller). */
+static char *
+chunk_area(struct resync *rs, size_t chunk, size_t want)
+{
+	return chunk == RESYNC_CHUNK && want >= RESYNC_AREA_MIN ? repl_rs_data_area(rs->r) : NULL;
+}
+
+/* Queue RS_DATA for [off, off + len) whose bytes were read into *area: the
+ * area becomes the record (no copy), and *area is NULL after. Lock held. */
+static int
+queue_area_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off, char **area,
+                  size_t len)
+{
+	struct proto_op o = {
+		.type = PROTO_RS_DATA, .off = off, .data = *area, .data_len = (uint32_t)len
+	};
+
+	set_path(&o, path);
+	atomic_fetch_add(&rs->sent_bytes, (uint64_t)len);
+	*area = NULL; /* the record's now */
+	return repl_rs_queue_area_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
+}
+
 /* Compare one chunk read at off with the target's hashes of its range (which
  * starts at range; th: n hashes) and queue the runs of blocks that differ.
  * When buf is a pooled area (*area) and every block differs (a copy into an
@@ -475,16 +501,8 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 			run = SIZE_MAX;
 		}
 	}
-	if (r == 0 && run == 0 && *area != NULL) { /* (rs_chunk(): not compressing) */
-		struct proto_op o = {
-			.type = PROTO_RS_DATA, .off = off, .data = *area, .data_len = (uint32_t)len
-		};
-
-		set_path(&o, path);
-		atomic_fetch_add(&rs->sent_bytes, len);
-		*area = NULL; /* the record's now */
-		return repl_rs_queue_area_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
-	}
+	if (r == 0 && run == 0 && *area != NULL)
+		return queue_area_locked(rs, dir, path, off, area, len);
 	if (r == 0 && run != SIZE_MAX)
 		r = queue_data_locked(rs, dir, path, off + run, buf + run, len - run);
 	return r;
@@ -523,10 +541,8 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
 	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
 		size_t chunk = rs_chunk(rs);
 		size_t want = range + len - off < chunk ? (size_t)(range + len - off) : chunk;
-		/* read into a pooled area when the whole chunk may go as one record */
-		char *area = chunk == RESYNC_CHUNK && want >= RESYNC_AREA_MIN
-		                     ? repl_rs_data_area(rs->r)
-		                     : NULL;
+		/* read into a pooled area: the whole chunk may go as one record */
+		char *area = chunk_area(rs, chunk, want);
 		char *buf = area != NULL ? area : rs->buf;
 		ssize_t got;
 
@@ -658,11 +674,7 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 
 	while (r == 0 && len > 0 && !stopping(rs)) {
 		size_t want = len < rs_chunk(rs) ? (size_t)len : rs_chunk(rs);
-		/* a 1 MiB area for a big chunk only: a run of a few marked blocks
-		 * would hold a whole area until acknowledged */
-		char *area = rs_chunk(rs) == RESYNC_CHUNK && want >= RESYNC_AREA_MIN
-		                     ? repl_rs_data_area(rs->r)
-		                     : NULL;
+		char *area = chunk_area(rs, rs_chunk(rs), want);
 		ssize_t got;
 
 		throttle(rs);
@@ -673,17 +685,10 @@ send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len)
 			return 1; /* another file has the name now: the stream has its story */
 		}
 		got = pread(p->fd, area != NULL ? area : rs->buf, want, (off_t)off);
-		if (got > 0 && area != NULL) {
-			struct proto_op o = { .type = PROTO_RS_DATA, .off = off, .data = area,
-				              .data_len = (uint32_t)got };
-
-			set_path(&o, p->path);
-			atomic_fetch_add(&rs->sent_bytes, (uint64_t)got);
-			r = repl_rs_queue_area_locked(rs->r, p->dir, &o) != 0 ? 0 : -ENOTCONN;
-			area = NULL; /* the record's now */
-		} else if (got > 0) {
+		if (got > 0 && area != NULL)
+			r = queue_area_locked(rs, p->dir, p->path, off, &area, (size_t)got);
+		else if (got > 0)
 			r = queue_data_locked(rs, p->dir, p->path, off, rs->buf, (size_t)got);
-		}
 		repl_rs_unlock(rs->r);
 		repl_rs_data_area_free(rs->r, area);
 		if (got <= 0)
