@@ -308,8 +308,11 @@ class Failover(unittest.TestCase):
         for n in ("n1", "n2"):
             real = c.node(n).repl_dirs["data"][0]
             for name in names:
-                with open(os.path.join(real, name), "rb") as f:
-                    got = f.read()
+                try:
+                    with open(os.path.join(real, name), "rb") as f:
+                        got = f.read()
+                except FileNotFoundError:
+                    got = None  # lost entirely: the logs below say why
                 if got != (name * 50).encode():
                     c.dump_logs("acknowledged write %s lost on %s" % (name, n))
                 self.assertEqual(got, (name * 50).encode(),
