@@ -31,20 +31,23 @@
 
 extern const struct fuse_lowlevel_ops shim_ll_ops;
 
-/* Is path already one of our FUSE mounts? Reads /proc/self/mountinfo: field 5
- * is the mount point (octal escapes for blanks), the fs type follows " - ". */
+/* Is the mount on top of path one of our FUSE mounts? Reads
+ * /proc/self/mountinfo: field 5 is the mount point (octal escapes for blanks),
+ * the fs type follows " - "; of several mounts on one point, the later line is
+ * the one on top. Only the top one counts: it is the one that umount2() and
+ * every path lookup reach. */
 static bool
 mounted_by_us(const char *path, unsigned *conn_id)
 {
 	char line[8192], mnt[PATH_MAX], esc[PATH_MAX];
-	unsigned major, minor;
-	bool found = false;
+	unsigned major, minor, top_minor = 0;
+	bool top_ours = false;
 	FILE *f;
 
 	f = fopen("/proc/self/mountinfo", "re");
 	if (f == NULL)
 		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
+	while (fgets(line, sizeof(line), f) != NULL) {
 		const char *sep = strstr(line, " - ");
 		size_t i, j;
 
@@ -61,14 +64,28 @@ mounted_by_us(const char *path, unsigned *conn_id)
 			}
 		}
 		mnt[j] = '\0';
-		if (strcmp(mnt, path) == 0 && strncmp(sep + 3, "fuse." SHIM_SUBTYPE " ", 14) == 0) {
-			found = true;
-			if (conn_id != NULL)
-				*conn_id = minor; /* /sys/fs/fuse/connections/<minor> */
-		}
+		if (strcmp(mnt, path) != 0)
+			continue;
+		top_ours = strncmp(sep + 3, "fuse." SHIM_SUBTYPE " ", 14) == 0;
+		top_minor = minor; /* /sys/fs/fuse/connections/<minor> */
 	}
 	(void)fclose(f);
-	return found;
+	if (top_ours && conn_id != NULL)
+		*conn_id = top_minor;
+	return top_ours;
+}
+
+/* Is this shim's own mount still on top of its directory? Only then may it be
+ * unmounted by path: once it is gone (detached already, by us or by an admin's
+ * umount), the same umount2() would take down whatever is underneath, such as
+ * the file system that holds the replicated directory, and the next open of
+ * the directory would find the empty mount point below it. */
+static bool
+still_mounted(const struct shim *s)
+{
+	unsigned id = 0;
+
+	return s->mounted && mounted_by_us(s->dir, &id) && (s->conn_id == 0 || id == s->conn_id);
 }
 
 /* The FUSE mount of a daemon that was killed (SIGKILL, crash) answers
@@ -88,9 +105,9 @@ static void
 shim_destroy(struct shim *s)
 {
 	if (s->se != NULL) {
-		if (s->mounted)
-			fuse_session_unmount(s->se);
-		fuse_session_destroy(s->se);
+		if (still_mounted(s))
+			(void)umount2(s->dir, MNT_DETACH);
+		fuse_session_destroy(s->se); /* closes the device */
 	}
 	shim_handles_free_all(s);
 	pthread_mutex_destroy(&s->handles_lock);
@@ -108,10 +125,48 @@ shim_destroy(struct shim *s)
 	free(s);
 }
 
+/* Mount the FUSE file system over dir ourselves and hand libfuse the device
+ * as "/dev/fd/N" (libfuse then mounts nothing and, above all, never unmounts
+ * anything: its fuse_session_unmount() unmounts by path whatever is on top
+ * unless the device already reports the connection gone). The unmount is
+ * ours alone, and only while our mount is the one on top (still_mounted). */
+static int
+mount_fuse(struct shim *s, const char *dir, const struct stat *st, char *err, size_t err_len)
+{
+	char opts[160], dev[32];
+	int fd, r;
+
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd == -1) {
+		r = -errno;
+		snprintf(err, err_len, "cannot open /dev/fuse: %s", strerror(-r));
+		return r;
+	}
+	/* suid,dev: the replicated directory behaves as it did before the mount */
+	(void)snprintf(opts, sizeof(opts),
+	               "fd=%d,rootmode=%o,user_id=%u,group_id=%u,allow_other,default_permissions",
+	               fd, (unsigned)(st->st_mode & S_IFMT), (unsigned)getuid(),
+	               (unsigned)getgid());
+	if (mount("hamirror", dir, "fuse." SHIM_SUBTYPE, 0, opts) == -1) {
+		r = -errno;
+		(void)close(fd);
+		snprintf(err, err_len, "cannot mount over %s: %s", dir, strerror(-r));
+		return r;
+	}
+	s->mounted = true;
+	(void)snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
+	if (fuse_session_mount(s->se, dev) != 0) { /* takes fd: closed by destroy */
+		(void)close(fd);
+		snprintf(err, err_len, "libfuse refused the FUSE device of %s", dir);
+		return -EIO;
+	}
+	return 0;
+}
+
 int
 shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err_len)
 {
-	char real[PATH_MAX], opts[256];
+	char real[PATH_MAX];
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct shim *s;
 	struct stat st;
@@ -201,13 +256,9 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		goto err;
 	}
 
-	(void)snprintf(
-	        opts, sizeof(opts),
-	        "allow_other,default_permissions,suid,dev,fsname=hamirror,subtype=" SHIM_SUBTYPE
-	        "%s",
-	        cfg->debug ? ",debug" : "");
-	if (fuse_opt_add_arg(&args, "mirror-shim") != 0 || fuse_opt_add_arg(&args, "-o") != 0 ||
-	    fuse_opt_add_arg(&args, opts) != 0) {
+	if (fuse_opt_add_arg(&args, "mirror-shim") != 0 ||
+	    (cfg->debug &&
+	     (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, "debug") != 0))) {
 		fuse_opt_free_args(&args);
 		r = -ENOMEM;
 		snprintf(err, err_len, "out of memory");
@@ -220,12 +271,9 @@ shim_new(const struct shim_config *cfg, struct shim **out, char *err, size_t err
 		snprintf(err, err_len, "cannot create the FUSE session");
 		goto err;
 	}
-	if (fuse_session_mount(s->se, real) != 0) {
-		r = -EIO;
-		snprintf(err, err_len, "cannot mount over %s (see the message above)", real);
+	r = mount_fuse(s, real, &st, err, err_len);
+	if (r < 0)
 		goto err;
-	}
-	s->mounted = true;
 	(void)mounted_by_us(real, &s->conn_id);
 	*out = s;
 	return 0;
@@ -284,7 +332,12 @@ shim_stop(struct shim *s)
 
 	atomic_store(&s->stopping, true);
 	fuse_session_exit(s->se);
-	(void)umount2(s->dir, MNT_DETACH);
+	if (still_mounted(s))
+		(void)umount2(s->dir, MNT_DETACH);
+	else
+		log_notice("shim: the mount on dir=%s is gone already (unmounted from outside?)",
+		           s->dir);
+	s->mounted = false;
 	if (s->conn_id == 0)
 		return;
 	/* Files still open keep a detached mount alive; abort the connection so

@@ -228,6 +228,54 @@ class MountModes(ShimTestCase):
         m.stop()
         self.assertEqual(ps.rfile(os.path.join(d, "f")), b"data")
 
+    def test_unmounted_from_outside_leaves_the_mount_below(self):
+        """The replicated directory is itself a mount point (here a bind mount, in
+        production often a data disk). An admin's lazy umount detaches the shim's
+        mount while a file is open on it, so the FUSE connection lives on. When
+        the shim then stops, an unmount by path would reach the mount below and
+        take the directory's real contents away (the next open of the directory
+        would find the empty mount point: files "lost"). It must leave it alone."""
+        src = self.mkdir("below-src")
+        d = self.mkdir("below")
+        with open(os.path.join(src, "f"), "wb") as f:
+            f.write(b"on the disk")
+        subprocess.run(["mount", "--bind", src, d], check=True, timeout=30)
+        held = None
+        try:
+            m = self.mount(d)
+            held = open(os.path.join(d, "f"), "rb")  # keeps the detached mount alive
+            u = subprocess.run(["umount", "-l", d], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+            self.assertEqual(u.returncode, 0, u.stdout)
+            self.assertEqual(ps.fuse_mounts(d), 0)
+            rc = m.stop()
+            self.assertEqual(rc, 0, "exit status: %s\n%s" % (rc, m.log_text()))
+            self.assertEqual(_mounts_at(d), 1, "the bind mount below the shim was unmounted "
+                             "too\n" + m.log_text())
+            self.assertEqual(ps.rfile(os.path.join(d, "f")), b"on the disk")
+        finally:
+            if held is not None:
+                try:
+                    held.close()
+                except OSError:  # ENOTCONN: the shim is gone
+                    pass
+            for _ in range(4):
+                if not _mounts_at(d):
+                    break
+                subprocess.run(["umount", "-l", d], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30)
+
+
+def _mounts_at(path):
+    """Number of mounts of any type stacked exactly at path."""
+    n = 0
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4 and ps._unescape_mountinfo(fields[4]) == path:
+                n += 1
+    return n
+
 
 def _procs_with_arg(binary, arg):
     """PIDs whose command line is `binary ... arg` (used to see a detached server)."""
