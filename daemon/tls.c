@@ -235,6 +235,14 @@ err_free:
 #define TLS_REC_OVERHEAD 22
 #define TLS_OUT_MIN      16384
 
+/* The records of len bytes written in `parts` SSL_write() calls: each call
+ * may end in a short record of its own. */
+static size_t
+rec_bytes(size_t len, size_t parts)
+{
+	return len + (len / TLS_REC_MAX + parts) * TLS_REC_OVERHEAD;
+}
+
 static BIO_METHOD *in_method;
 static BIO_METHOD *out_method;
 static pthread_once_t methods_once = PTHREAD_ONCE_INIT;
@@ -505,7 +513,7 @@ tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err
 		return 0;
 	if (len > INT_MAX)
 		return -EMSGSIZE;
-	if (tls_out_reserve(t, len) < 0) {
+	if (!out_reserve(t, rec_bytes(len, 1))) {
 		(void)snprintf(err, err_len, "out of memory for %zu bytes of records", len);
 		return -ENOMEM;
 	}
@@ -521,9 +529,7 @@ tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err
 int
 tls_out_reserve(struct tls_conn *t, size_t plain_len)
 {
-	return out_reserve(t, plain_len + (plain_len / TLS_REC_MAX + 1) * TLS_REC_OVERHEAD)
-	               ? 0
-	               : -ENOMEM;
+	return out_reserve(t, rec_bytes(plain_len, TLS_OUT_PARTS)) ? 0 : -ENOMEM;
 }
 
 /* See tls.h. */

@@ -71,8 +71,11 @@ long tls_read(struct tls_conn *t, void *buf, size_t cap, char *err, size_t err_l
  * -EPROTO / -ENOMEM with the reason in err. */
 int tls_write(struct tls_conn *t, const void *buf, size_t len, char *err, size_t err_len);
 
-/* Make room for the records of plain_len more bytes, so a frame written in
- * parts lands in one buffer without regrowing. Returns 0 or -ENOMEM. */
+/* Make room for the records of plain_len more bytes written in at most
+ * TLS_OUT_PARTS tls_write() calls, so a frame written in parts lands in one
+ * buffer without regrowing (a regrowth copies the whole frame). Returns 0
+ * or -ENOMEM. */
+#define TLS_OUT_PARTS 2u
 int tls_out_reserve(struct tls_conn *t, size_t plain_len);
 
 /* Queue a close_notify alert (best effort). */

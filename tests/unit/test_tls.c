@@ -312,6 +312,53 @@ large_fragments(void **state)
 	exchange(f, 3u << 20, 300000);
 }
 
+/* A frame reserved whole and then written in two parts (the header, then
+ * the bulk data from where it lies) lands in the reserved buffer: regrowing
+ * it would copy the whole frame again. Also with small frames queued before
+ * it, and for every split point around the record boundaries. */
+static void
+reserve_holds_a_split_frame(void **state)
+{
+	struct fixture *f = *state;
+	static const size_t heads[] = { 1, 135, 16383, 16384, 16385, 40000 };
+	static const size_t bulks[] = { 1, 16384, 65536, 1u << 20, (1u << 20) + 7 };
+	uint8_t *data;
+	char err[256];
+	size_t h, b, before, len;
+
+	if (!usable(f))
+		skip();
+	f->rnd = 4;
+	pair_init(f);
+	handshake(f, 300000);
+	data = malloc((1u << 20) + 40000 + 7);
+	assert_non_null(data);
+	fill(data, (1u << 20) + 40000 + 7, 9);
+	for (h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+		for (b = 0; b < sizeof(bulks) / sizeof(bulks[0]); b++) {
+			const uint8_t *kept;
+
+			/* a queued ack first, on every other frame */
+			if ((h + b) % 2 == 0)
+				assert_int_equal(tls_write(&f->s[0].t, data, 20, err, sizeof(err)),
+				                 0);
+			before = tls_out_pending(&f->s[0].t);
+			len = heads[h] + bulks[b];
+			assert_int_equal(tls_out_reserve(&f->s[0].t, len), 0);
+			kept = f->s[0].t.out;
+			assert_int_equal(tls_write(&f->s[0].t, data, heads[h], err, sizeof(err)),
+			                 0);
+			assert_int_equal(
+			        tls_write(&f->s[0].t, data + heads[h], bulks[b], err, sizeof(err)),
+			        0);
+			assert_ptr_equal(f->s[0].t.out, kept);
+			assert_true(tls_out_pending(&f->s[0].t) > before + len);
+			send_out(f, 0);
+		}
+	}
+	free(data);
+}
+
 /* The engine never reads bytes that were not fed, and a peer closing the
  * link is reported as such. */
 static void
@@ -342,6 +389,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(small_fragments, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_fragments, setup, teardown),
 		cmocka_unit_test_setup_teardown(close_notify, setup, teardown),
+		cmocka_unit_test_setup_teardown(reserve_holds_a_split_frame, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
