@@ -78,10 +78,10 @@ struct fmap_ent {
 #define DIO_ALIGN   4096u
 #define DIO_MIN     65536u
 #define DIO_PROBE   4u
+#define DIO_EXPLORE 64u
 
 /* A hash request of at least this many bytes is hashed by two threads. */
 #define APPLY_HASH_SPLIT (16u << 20)
-#define DIO_EXPLORE 64u
 
 struct dio_choice {
 	uint64_t n;          /* eligible chunks so far */
