@@ -120,6 +120,7 @@ struct resync {
 	atomic_uint_fast64_t differ_bytes;
 	uint64_t bw;         /* bytes per second, or 0 */
 	uint32_t block;      /* the unit compared by hash (<rfs reiblocksize>) */
+	uint8_t zero_hash[PROTO_HASH_LEN]; /* of a block of zeros */
 	enum resync_compress compress;
 	uint64_t z_rate;     /* resync thread: zlib level 1 measured, bytes/s (0: not yet) */
 	unsigned z_skip;     /* resync thread: chunks to send plain before trying again */
@@ -471,6 +472,13 @@ queue_area_locked(struct resync *rs, uint8_t dir, const char *path, uint64_t off
 	return repl_rs_queue_area_locked(rs->r, dir, &o) != 0 ? 0 : -ENOTCONN;
 }
 
+/* Is every byte of p[0, n) zero? Stops at the first one that is not. */
+static bool
+all_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 /* Compare one chunk read at off with the target's hashes of its range (which
  * starts at range; th: n hashes) and queue the runs of blocks that differ.
  * When buf is a pooled area (*area) and every block differs (a copy into an
@@ -488,7 +496,13 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 		uint64_t idx = (off - range + bo) / rs->block;
 		bool same = false;
 
-		if (idx < n) {
+		if (idx < n && bl == rs->block &&
+		    memcmp(th + idx * PROTO_HASH_LEN, rs->zero_hash, PROTO_HASH_LEN) == 0) {
+			/* zeros there (the hole of a copy RS_FILE has just made): ours
+			 * are the same only if zeros too, which the first byte that is
+			 * not tells without hashing the block */
+			same = all_zero(buf + bo, bl);
+		} else if (idx < n) {
 			XXH128_canonical_t can;
 
 			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
@@ -1287,6 +1301,21 @@ async_cb(uv_async_t *a)
 	rs->done(rs->ctx, ok, why);
 }
 
+/* The hash of a block of zeros: what the target answers for a hole. */
+static int
+zero_hash(uint32_t block, uint8_t *out)
+{
+	char *zeros = calloc(1, block);
+	XXH128_canonical_t can;
+
+	if (zeros == NULL)
+		return -ENOMEM;
+	XXH128_canonicalFromHash(&can, XXH3_128bits(zeros, block));
+	memcpy(out, &can, PROTO_HASH_LEN);
+	free(zeros);
+	return 0;
+}
+
 int
 resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
              struct dirty *dirty, const struct resync_opts *opts, resync_done_fn done,
@@ -1312,6 +1341,10 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	                            (opts->block & (opts->block - 1)) == 0
 	                    ? opts->block
 	                    : DIRTY_BLOCK;
+	if (zero_hash(rs->block, rs->zero_hash) < 0) {
+		free(rs);
+		return -ENOMEM;
+	}
 	rs->compress = opts->compress;
 	rs->verify = opts->verify;
 	rs->differ = json_array();

@@ -348,6 +348,34 @@ class ResyncCases(tf.Failover):
         self.assertIn("mode=compare", log)
         self.assertEqual(self.field(line, "sent_bytes"), 2 * 4096, line)
 
+    def test_full_resync_sends_no_zeros_into_a_fresh_copy(self):
+        """A copy RS_FILE has just made is all hole, and the target's hashes say zeros:
+        the source then sends its blocks that are not zeros without hashing them, and
+        nothing for its zeros (holes or written zeros), so a sparse file stays sparse.
+        A block the target holds as zeros where the source has data is still sent."""
+        self.pair_with(2, 64 * 1024)
+        self.run_py("n1", "import os, sys\n"
+                    "d = sys.argv[1]\n"
+                    "with open(os.path.join(d, 'sparse'), 'wb') as f:\n"
+                    "    f.truncate(32 << 20)\n"
+                    "    for off in (0, (5 << 20) + 3 * 4096, 31 << 20):\n"
+                    "        f.seek(off); f.write(os.urandom(4096))\n"
+                    "with open(os.path.join(d, 'zeros'), 'wb') as f:\n"
+                    "    f.write(bytes(2 << 20) + os.urandom(4096) + bytes(2 << 20))\n"
+                    "with open(os.path.join(d, 'data'), 'wb') as f:\n"
+                    "    f.write(os.urandom(2 << 20))\n", self.shared())
+        self.assert_identical()
+        for name in ("sparse", "zeros"):  # gone behind the secondary's back
+            os.unlink(os.path.join(self.real("n2"), name))
+        with open(os.path.join(self.real("n2"), "data"), "r+b") as f:
+            f.seek(1 << 20)
+            f.write(bytes(4096))  # zeros where the source has data
+        log = self.full_resync()
+        line = self.resync_line(log)
+        self.assertEqual(self.field(line, "sent_bytes"), 5 * 4096, line)
+        st = os.stat(os.path.join(self.real("n2"), "sparse"))
+        self.assertLess(st.st_blocks * 512, 1 << 20, "the sparse file's copy is not sparse")
+
     def test_xattrs_and_hard_links_are_resynced(self):
         """Extended attributes (in both kinds of resync) and hard links (a link made
         alone makes the dirty set untrusted: compare mode) come back identical."""
