@@ -927,7 +927,9 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 			job[1] = job[0];
 			job[0].end = job[1].first = n_blocks / 2;
 			two = pthread_create(&helper, NULL, hash_thread, &job[1]) == 0;
-			if (!two)
+			if (two)
+				(void)pthread_setname_np(helper, "mr-hash");
+			else
 				job[0].end = n_blocks;
 		}
 		hash_blocks(&job[0]);
@@ -1516,6 +1518,7 @@ apply_new(uv_loop_t *loop, const int *root_fds, size_t n_dirs, enum conf_async a
 		uv_close((uv_handle_t *)&a->wake, NULL);
 		return -r; /* (a leaks until the loop closes the handle: startup only) */
 	}
+	(void)pthread_setname_np(a->thread, "mr-apply"); /* top -H, perf */
 	*out = a;
 	return 0;
 }

@@ -96,8 +96,11 @@ static void *
 shim_thread(void *arg)
 {
 	struct mirror_dir *d = arg;
-	int r = shim_run(d->shim);
+	int r;
 
+	/* before the loop starts its workers: they inherit the name */
+	(void)pthread_setname_np(pthread_self(), "mr-shim");
+	r = shim_run(d->shim);
 	if (r < 0)
 		log_err("mirror: FUSE loop ended err=\"%s\"", mr_strerror(r));
 	return NULL;

@@ -1358,6 +1358,7 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 		uv_close((uv_handle_t *)&rs->async, NULL);
 		return -e; /* (rs leaks until the loop closes: startup only) */
 	}
+	(void)pthread_setname_np(rs->thread, rs->verify ? "mr-verify" : "mr-resync");
 	log_notice("%s: started dirs=%zu mode=%s ahead=%u cap_kbytes_s=%" PRIu64
 	           " block=%u compress=%s",
 	           rs->verify ? "verify" : "resync", n_dirs,
