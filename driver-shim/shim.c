@@ -88,6 +88,19 @@ still_mounted(const struct shim *s)
 	return s->mounted && mounted_by_us(s->dir, &id) && (s->conn_id == 0 || id == s->conn_id);
 }
 
+/* Detach our mount if it is still the one on top (still_mounted); either way
+ * nothing of ours is mounted after. Returns false if it was gone already. */
+static bool
+unmount_ours(struct shim *s)
+{
+	bool ours = still_mounted(s);
+
+	if (ours)
+		(void)umount2(s->dir, MNT_DETACH);
+	s->mounted = false;
+	return ours;
+}
+
 /* The FUSE mount of a daemon that was killed (SIGKILL, crash) answers
  * ENOTCONN: detach it so the directory can be mounted again. statfs always
  * reaches the daemon; stat may be answered from the attribute cache. */
@@ -105,8 +118,7 @@ static void
 shim_destroy(struct shim *s)
 {
 	if (s->se != NULL) {
-		if (still_mounted(s))
-			(void)umount2(s->dir, MNT_DETACH);
+		(void)unmount_ours(s);
 		fuse_session_destroy(s->se); /* closes the device */
 	}
 	shim_handles_free_all(s);
@@ -332,12 +344,9 @@ shim_stop(struct shim *s)
 
 	atomic_store(&s->stopping, true);
 	fuse_session_exit(s->se);
-	if (still_mounted(s))
-		(void)umount2(s->dir, MNT_DETACH);
-	else
+	if (s->mounted && !unmount_ours(s))
 		log_notice("shim: the mount on dir=%s is gone already (unmounted from outside?)",
 		           s->dir);
-	s->mounted = false;
 	if (s->conn_id == 0)
 		return;
 	/* Files still open keep a detached mount alive; abort the connection so
