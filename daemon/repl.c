@@ -86,6 +86,7 @@ struct repl {
 	void *diverge_ctx;
 	uint64_t ns_changes; /* renames and links taken (a resync pass must run again) */
 	uint64_t ns_ops;     /* any op that can change which inode a name leads to */
+	uint64_t live_ops;   /* live ops given a seq (repl_rs_live_ops) */
 	/* resync data areas (repl_rs_data_area): free buffers, kept while the
 	 * engine runs so that the pages are not faulted in again for each chunk */
 	pthread_mutex_t pool_mu;
@@ -360,6 +361,23 @@ repl_rs_ns_ops_locked(struct repl *r)
 	return r->ns_ops;
 }
 
+uint64_t
+repl_rs_live_ops(struct repl *r)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->live_ops;
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+uint64_t
+repl_rs_live_ops_locked(struct repl *r)
+{
+	return r->live_ops;
+}
+
 void
 repl_resynced(struct repl *r)
 {
@@ -419,6 +437,7 @@ repl_submit(void *ctx, struct shim_op *op)
 	rec->bytes = bytes;
 	rec->dir = d->idx;
 	rec->seq = ++r->last_seq;
+	r->live_ops++;
 	if (op->type == SHIM_OP_RENAME || op->type == SHIM_OP_LINK)
 		r->ns_changes++;
 	if (op->type == SHIM_OP_RENAME || op->type == SHIM_OP_LINK ||

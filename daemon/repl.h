@@ -101,6 +101,12 @@ uint64_t repl_rs_ns_changes(struct repl *r);
  * to); with repl_rs_lock held. Unchanged: a name checked earlier still leads
  * to the same inode. */
 uint64_t repl_rs_ns_ops_locked(struct repl *r);
+/* Live ops given a seq so far (the second with repl_rs_lock held). Unchanged
+ * from before a read without the lock to the queueing of its record: no live
+ * op came between, so the bytes read are those of the record's point of the
+ * stream. */
+uint64_t repl_rs_live_ops(struct repl *r);
+uint64_t repl_rs_live_ops_locked(struct repl *r);
 /* The peer's copy matches again: clear the divergence. */
 void repl_resynced(struct repl *r);
 

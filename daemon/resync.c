@@ -68,6 +68,7 @@
 #define RESYNC_ZCHUNK     (256u * 1024u) /* when compressing (zlib runs under the lock) */
 #define RESYNC_ZSKIP      16u /* chunks sent plain after one that did not compress */
 #define RESYNC_AREA_MIN   (256u * 1024u) /* read straight into a record from this size */
+#define RESYNC_SHARE_MIN  (8u << 20)     /* a range shared by two readers from this size */
 #define RESYNC_MAX_PASSES 10u
 #define RESYNC_AHEAD      64u /* most files hashed ahead of the one being sent */
 #define RESYNC_NO_PRUNE   1u /* RS_DIR flag: the list was too long; keep extras */
@@ -154,6 +155,7 @@ struct resync {
 	struct rs_pending ahead[RESYNC_AHEAD]; /* resync thread: a ring */
 	unsigned ahead_first, ahead_n;
 	char *buf;       /* resync thread: RESYNC_CHUNK bytes */
+	char *buf2;      /* the second reader's (send_range), or NULL: one CPU */
 	char *xattr_buf; /* resync thread: PROTO_MAX_DATA bytes */
 	struct rs_linked *links; /* resync thread: files with st_nlink > 1 met this pass */
 	size_t n_links, cap_links;
@@ -479,19 +481,16 @@ all_zero(const char *p, size_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-/* Compare one chunk read at off with the target's hashes of its range (which
- * starts at range; th: n hashes) and queue the runs of blocks that differ.
- * When buf is a pooled area (*area) and every block differs (a copy into an
- * empty file), the area itself becomes the record: no copy; *area is then
- * NULL. Lock held. */
-static int
-send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range, const uint8_t *th,
-               uint32_t n, uint64_t off, const char *buf, size_t len, char **area)
+/* Mark in diff[] each block of buf (len bytes read at off) whose hash is not
+ * the target's (th: n hashes of the range that starts at range). Returns how
+ * many differ. No lock needed: see reader_run(). */
+static size_t
+mark_differing(struct resync *rs, uint64_t range, const uint8_t *th, uint32_t n, uint64_t off,
+               const char *buf, size_t len, uint8_t *diff)
 {
-	size_t bo, run = SIZE_MAX;
-	int r = 0;
+	size_t bo, b, count = 0;
 
-	for (bo = 0; r == 0 && bo < len; bo += rs->block) {
+	for (bo = 0, b = 0; bo < len; bo += rs->block, b++) {
 		size_t bl = len - bo < rs->block ? len - bo : rs->block;
 		uint64_t idx = (off - range + bo) / rs->block;
 		bool same = false;
@@ -508,17 +507,47 @@ send_differing(struct resync *rs, uint8_t dir, const char *path, uint64_t range,
 			XXH128_canonicalFromHash(&can, XXH3_128bits(buf + bo, bl));
 			same = memcmp(&can, th + idx * PROTO_HASH_LEN, PROTO_HASH_LEN) == 0;
 		}
-		if (!same && run == SIZE_MAX)
-			run = bo;
-		else if (same && run != SIZE_MAX) {
-			r = queue_data_locked(rs, dir, path, off + run, buf + run, bo - run);
-			run = SIZE_MAX;
-		}
+		diff[b] = !same;
+		count += !same;
 	}
-	if (r == 0 && run == 0 && *area != NULL)
-		return queue_area_locked(rs, dir, path, off, area, len);
-	if (r == 0 && run != SIZE_MAX)
-		r = queue_data_locked(rs, dir, path, off + run, buf + run, len - run);
+	return count;
+}
+
+/* Queue RS_DATA for each run of blocks marked in diff[] of buf (len bytes
+ * read at off). With reread, each run is read again first: its record must
+ * carry the bytes of this point of the stream. When the one run is the whole
+ * chunk and buf is a pooled area (*area: a copy into an empty file), the
+ * area itself becomes the record (no copy); *area is then NULL. Lock held. */
+static int
+queue_runs_locked(struct resync *rs, struct rs_pending *p, uint64_t off, char *buf, size_t len,
+                  const uint8_t *diff, bool reread, char **area)
+{
+	size_t nb = (len + rs->block - 1) / rs->block, b, run = SIZE_MAX;
+	int r = 0;
+
+	for (b = 0; r == 0 && b <= nb; b++) {
+		bool d = b < nb && diff[b];
+		size_t ro, rl;
+
+		if (d && run == SIZE_MAX)
+			run = b;
+		if (d || run == SIZE_MAX)
+			continue;
+		ro = run * rs->block;
+		rl = (b * rs->block < len ? b * rs->block : len) - ro;
+		run = SIZE_MAX;
+		if (reread) {
+			ssize_t got = pread(p->fd, buf + ro, rl, (off_t)(off + ro));
+
+			if (got <= 0)
+				break; /* shrunk meanwhile: the stream has the truncate */
+			rl = (size_t)got;
+		}
+		if (ro == 0 && rl == len && *area != NULL)
+			r = queue_area_locked(rs, p->dir, p->path, off, area, len);
+		else
+			r = queue_data_locked(rs, p->dir, p->path, off + ro, buf + ro, rl);
+	}
 	return r;
 }
 
@@ -540,46 +569,120 @@ queue_hashreq(struct resync *rs, uint8_t dir, const char *path, uint64_t off, ui
 
 static int send_plain(struct resync *rs, struct rs_pending *p, uint64_t off, uint64_t len);
 
+/* One reader of the chunks of a range (send_range): the resync thread, and a
+ * helper thread when the machine has more than one CPU. */
+struct rs_reader {
+	struct resync *rs;
+	struct rs_pending *p;
+	const struct rs_answer *a;
+	uint64_t range, end;
+	atomic_uint_fast64_t *next; /* the offset of the next chunk to take */
+	char *buf;                  /* RESYNC_CHUNK bytes of this reader */
+	int r;                      /* 0, -errno, or 1: the name leads elsewhere */
+};
+
+/* Take chunks of the range until none is left: read and compare each
+ * WITHOUT the lock, then queue the blocks that differ under it.
+ *
+ * Why comparing without the lock is safe: the target hashed its copy at the
+ * point of the stream of the range's RS_HASHREQ, which was queued before
+ * this read. A live op whose local effect this read missed is submitted
+ * after the read (the shim changes the file first, then submits), so it is
+ * in the stream after the RS_HASHREQ and the target applies it after its
+ * hashes: a block found the same is made the same by the stream.
+ *
+ * What must be read under the lock is what a record carries: a live op
+ * submitted between this read and the record's queueing would be applied
+ * before the record, and the record's older bytes over it. So the runs are
+ * read again under the lock, unless no live op at all was submitted since
+ * just before the read (repl_rs_live_ops): then the bytes read are those of
+ * this point of the stream, and go as they are. */
+static void *
+reader_run(void *arg)
+{
+	struct rs_reader *rd = arg;
+	struct resync *rs = rd->rs;
+	size_t chunk = rs_chunk(rs);
+	uint8_t diff[RESYNC_CHUNK / DIRTY_BLOCK];
+
+	while (rd->r == 0 && !stopping(rs)) {
+		uint64_t off = atomic_fetch_add(rd->next, chunk), ops;
+		size_t want;
+		char *area;
+		ssize_t got;
+
+		if (off >= rd->end)
+			break;
+		want = rd->end - off < chunk ? (size_t)(rd->end - off) : chunk;
+		/* read into a pooled area: the whole chunk may go as one record */
+		area = chunk_area(rs, chunk, want);
+		throttle(rs);
+		ops = repl_rs_live_ops(rs->r);
+		got = pread(rd->p->fd, area != NULL ? area : rd->buf, want, (off_t)off);
+		if (got <= 0) {
+			repl_rs_data_area_free(rs->r, area);
+			break; /* shrunk meanwhile: the stream has the truncate */
+		}
+		if (mark_differing(rs, rd->range, rd->a->hashes, rd->a->n, off,
+		                   area != NULL ? area : rd->buf, (size_t)got, diff) > 0) {
+			repl_rs_lock(rs->r);
+			/* the name must still be this inode, or the data would land elsewhere */
+			if (!same_inode_locked(rs, rd->p))
+				rd->r = 1;
+			else
+				rd->r = queue_runs_locked(
+				        rs, rd->p, off, area != NULL ? area : rd->buf, (size_t)got,
+				        diff, repl_rs_live_ops_locked(rs->r) != ops, &area);
+			repl_rs_unlock(rs->r);
+		}
+		repl_rs_data_area_free(rs->r, area);
+		atomic_fetch_add(&rs->bytes, (uint64_t)got);
+	}
+	if (rd->r != 0)
+		atomic_store(rd->next, rd->end); /* the other reader stops too */
+	return NULL;
+}
+
 /* Compare and send [range, range + len) of the pending file p against the
- * answer a. Returns 0, -errno, or 1 when the name no longer leads to the
- * inode read (the stream has that story). */
+ * answer a, by two readers when there is a second buffer (a second CPU) and
+ * the range is long enough to share. Returns 0, -errno, or 1 when the name no
+ * longer leads to the inode read (the stream has that story). */
 static int
 send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len,
            const struct rs_answer *a)
 {
-	uint64_t off;
-	int r = 0;
+	atomic_uint_fast64_t next = range;
+	struct rs_reader rd[2] = {
+		{ .rs = rs,
+		  .p = p,
+		  .a = a,
+		  .range = range,
+		  .end = range + len,
+		  .next = &next,
+		  .buf = rs->buf },
+		{ .rs = rs,
+		  .p = p,
+		  .a = a,
+		  .range = range,
+		  .end = range + len,
+		  .next = &next,
+		  .buf = rs->buf2 },
+	};
+	pthread_t helper;
+	bool two;
 
 	if (a->n == 0)
 		return send_plain(rs, p, range, len); /* nothing there: no block to compare */
-	for (off = range; r == 0 && off < range + len && !stopping(rs);) {
-		size_t chunk = rs_chunk(rs);
-		size_t want = range + len - off < chunk ? (size_t)(range + len - off) : chunk;
-		/* read into a pooled area: the whole chunk may go as one record */
-		char *area = chunk_area(rs, chunk, want);
-		char *buf = area != NULL ? area : rs->buf;
-		ssize_t got;
-
-		throttle(rs);
-		repl_rs_lock(rs->r);
-		/* the name must still be this inode, or the data would land elsewhere */
-		if (!same_inode_locked(rs, p)) {
-			repl_rs_unlock(rs->r);
-			repl_rs_data_area_free(rs->r, area);
-			return 1;
-		}
-		got = pread(p->fd, buf, want, (off_t)off);
-		if (got > 0)
-			r = send_differing(rs, p->dir, p->path, range, a->hashes, a->n, off, buf,
-			                   (size_t)got, &area);
-		repl_rs_unlock(rs->r);
-		repl_rs_data_area_free(rs->r, area);
-		if (got <= 0)
-			break; /* shrunk meanwhile: the stream has the truncate */
-		off += (uint64_t)got;
-		atomic_fetch_add(&rs->bytes, (uint64_t)got);
-	}
-	return r;
+	two = rs->buf2 != NULL && len >= RESYNC_SHARE_MIN &&
+	      pthread_create(&helper, NULL, reader_run, &rd[1]) == 0;
+	if (two)
+		(void)pthread_setname_np(helper, "mr-resync-rd");
+	(void)reader_run(&rd[0]);
+	if (two)
+		pthread_join(helper, NULL);
+	if (rd[0].r < 0 || rd[1].r < 0)
+		return rd[0].r < 0 ? rd[0].r : rd[1].r;
+	return rd[0].r != 0 ? rd[0].r : rd[1].r;
 }
 
 /* Finish the oldest pending file: its first range against the answer, then
@@ -1203,6 +1306,8 @@ resync_main(void *arg)
 
 	rs->buf = malloc(RESYNC_CHUNK > rs->block ? RESYNC_CHUNK : rs->block);
 	rs->xattr_buf = malloc(PROTO_MAX_DATA);
+	if (!rs->verify && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		rs->buf2 = malloc(RESYNC_CHUNK); /* (none: one reader) */
 	if (rs->compress != RESYNC_COMPRESS_OFF)
 		rs->zbuf = malloc(compressBound(RESYNC_CHUNK));
 	if (rs->buf == NULL || rs->xattr_buf == NULL) {
@@ -1487,6 +1592,7 @@ close_cb(uv_handle_t *h)
 		free(a);
 	}
 	free(rs->buf);
+	free(rs->buf2);
 	free(rs->xattr_buf);
 	free(rs->zbuf);
 	links_clear(rs);
