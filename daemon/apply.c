@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <pthread.h>
@@ -169,6 +170,18 @@ map_get(const struct apply *a, uint64_t key)
 
 static void map_put(struct apply *a, uint64_t key, int fd, unsigned refs);
 
+/* The fd of a file bound with no name (PROTO_OPEN_REBIND without a path):
+ * it has none on the primary either, so what is done through it changes no
+ * file here. */
+#define FD_NAMELESS (-2)
+
+static void
+fd_close(int fd)
+{
+	if (fd >= 0)
+		(void)close(fd);
+}
+
 static void
 map_grow(struct apply *a)
 {
@@ -195,7 +208,7 @@ map_put(struct apply *a, uint64_t key, int fd, unsigned refs)
 		map_grow(a);
 	for (i = fslot(a, key);; i = (i + 1) & (a->map_cap - 1)) {
 		if (a->map[i].key == key) {
-			(void)close(fd);
+			fd_close(fd);
 			a->map[i].refs += refs;
 			return;
 		}
@@ -223,7 +236,7 @@ map_unref(struct apply *a, uint64_t key)
 	}
 	if (--a->map[i].refs > 0)
 		return;
-	(void)close(a->map[i].fd);
+	fd_close(a->map[i].fd);
 	a->map[i].key = 0;
 	a->map_n--;
 	for (j = (i + 1) & (a->map_cap - 1); a->map[j].key != 0; j = (j + 1) & (a->map_cap - 1)) {
@@ -233,6 +246,34 @@ map_unref(struct apply *a, uint64_t key)
 		a->map_n--;
 		map_put(a, e.key, e.fd, e.refs);
 	}
+}
+
+/* Bind key to fd with exactly refs references, in place of any binding. */
+static void
+map_set(struct apply *a, uint64_t key, int fd, unsigned refs)
+{
+	for (size_t i = fslot(a, key); a->map_cap > 0; i = (i + 1) & (a->map_cap - 1)) {
+		if (a->map[i].key == 0)
+			break;
+		if (a->map[i].key == key) {
+			if (a->map[i].fd != fd)
+				fd_close(a->map[i].fd);
+			a->map[i].fd = fd;
+			a->map[i].refs = refs;
+			return;
+		}
+	}
+	map_put(a, key, fd, refs);
+}
+
+/* Unbind key whatever its references. */
+static void
+map_drop(struct apply *a, uint64_t key)
+{
+	if (map_get(a, key) == -1)
+		return;
+	map_set(a, key, FD_NAMELESS, 1);
+	map_unref(a, key);
 }
 
 /* ---- path resolution beneath the root (apply thread) --------------------- */
@@ -1001,6 +1042,46 @@ rs_tolerable(int r)
 	       r == -EISDIR || r == -ELOOP || r == -EXDEV;
 }
 
+/* PROTO_OPEN_REBIND: key is now the regular file op->path names, or a file
+ * with no name when there is no path, opened op->size times. A binding that
+ * cannot be made goes: the ops through it then fail (a resync pass tolerates
+ * that, and its next pass binds again). */
+static int
+rebind(struct apply *a, const struct proto_op *op, uint64_t key)
+{
+	unsigned refs = op->size == 0 ? 1u : op->size > UINT_MAX ? UINT_MAX : (unsigned)op->size;
+	struct stat st;
+	char proc[40];
+	int pfd, fd;
+
+	if (op->path.len == 0) {
+		map_set(a, key, FD_NAMELESS, refs);
+		return 0;
+	}
+	/* O_PATH first: opening a device or a FIFO for writing is not harmless */
+	pfd = openat2_beneath(a->roots[op->dir], op->path.p, O_PATH | O_NOFOLLOW);
+	fd = pfd;
+	if (pfd >= 0) {
+		if (fstat(pfd, &st) == -1) {
+			fd = -errno;
+		} else if (!S_ISREG(st.st_mode)) {
+			fd = -ESTALE;
+		} else {
+			proc_path(pfd, proc, sizeof(proc));
+			fd = open(proc, O_RDWR | O_CLOEXEC);
+			if (fd == -1)
+				fd = -errno;
+		}
+		(void)close(pfd);
+	}
+	if (fd < 0) {
+		map_drop(a, key);
+		return fd;
+	}
+	map_set(a, key, fd, refs);
+	return 0;
+}
+
 /* Apply one op. Returns 0 or -errno (this copy then diverged). */
 static int
 apply_one(struct apply *a, const struct proto_op *op)
@@ -1011,10 +1092,18 @@ apply_one(struct apply *a, const struct proto_op *op)
 	bool owned = false, none = a->async == CONF_ASYNC_NONE;
 	char proc[40];
 
+	if (op->path.len == 0 && map_get(a, key) == FD_NAMELESS &&
+	    (op->type == SHIM_OP_WRITE || op->type == SHIM_OP_FALLOCATE ||
+	     op->type == SHIM_OP_SETATTR || op->type == SHIM_OP_SETXATTR ||
+	     op->type == SHIM_OP_REMOVEXATTR || op->type == SHIM_OP_FSYNC))
+		return 0; /* a file with no name left: nothing here to change */
 	switch (op->type) {
 	case SHIM_OP_OPEN:
 	case SHIM_OP_CREATE: {
 		int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC | ((int)op->flags & O_TRUNC);
+
+		if (op->type == SHIM_OP_OPEN && (op->valid & PROTO_OPEN_REBIND))
+			return rebind(a, op, key);
 
 		if (none)
 			flags |= (int)op->flags & (O_SYNC | O_DSYNC);
@@ -1023,6 +1112,10 @@ apply_one(struct apply *a, const struct proto_op *op)
 		if (op->path.len == 0) {
 			/* no name (opened through /proc after unlink): already bound? */
 			fd = map_get(a, key);
+			if (fd == FD_NAMELESS) {
+				map_put(a, key, FD_NAMELESS, 1);
+				return 0;
+			}
 			if (fd < 0)
 				return -ESTALE;
 			map_put(a, key, dup(fd), 1);
@@ -1531,7 +1624,7 @@ close_cb(uv_handle_t *h)
 
 	for (i = 0; i < a->map_cap; i++)
 		if (a->map[i].key != 0)
-			(void)close(a->map[i].fd);
+			fd_close(a->map[i].fd);
 	free(a->map);
 	free(a->zbuf);
 	free(a->dbuf);

@@ -29,6 +29,13 @@
 #define DIRTY_MAX_FILES 4000000u  /* beyond: not trusted (memory) */
 #define DIRTY_MAX_WORDS (1u << 20) /* a bitmap covers 256 GiB; beyond: checksums */
 
+/* What an open file's path is, at the present point of the op stream. */
+enum open_name_state {
+	OPEN_NAMED,    /* path names it */
+	OPEN_NAMELESS, /* its last name is gone: it lives only while open */
+	OPEN_LOST,     /* the name it was opened by is gone, another may remain */
+};
+
 struct dent {
 	struct dent *next;
 	uint64_t hash;
@@ -41,7 +48,9 @@ struct dent {
 	size_t n_words;
 	/* an open file */
 	uint64_t file_id;
-	unsigned refs;
+	unsigned refs;  /* opens whose RELEASE is not completed */
+	unsigned srefs; /* opens whose RELEASE is not taken: at this point of the stream */
+	enum open_name_state name_state;
 };
 
 struct table {
@@ -250,9 +259,10 @@ open_name(struct dirty *d, uint8_t dir, uint64_t id)
 {
 	struct dent *o = open_find(d, dir, id);
 
-	return o != NULL ? o->path : NULL;
+	return o != NULL && o->name_state == OPEN_NAMED ? o->path : NULL;
 }
 
+/* An OPEN or CREATE of (dir, id) by path, or by no name (through /proc). */
 static void
 open_bind(struct dirty *d, uint8_t dir, uint64_t id, const char *path)
 {
@@ -262,18 +272,22 @@ open_bind(struct dirty *d, uint8_t dir, uint64_t id, const char *path)
 		char *p;
 
 		o->refs++;
-		if (strcmp(o->path, path) != 0 && (p = strdup(path)) != NULL) {
+		o->srefs++;
+		if (path != NULL && (o->path == NULL || strcmp(o->path, path) != 0) &&
+		    (p = strdup(path)) != NULL) {
 			free(o->path);
 			o->path = p;
 		}
+		if (path != NULL)
+			o->name_state = OPEN_NAMED;
 		return;
 	}
 	o = calloc(1, sizeof(*o));
-	if (o != NULL)
+	if (o != NULL && path != NULL)
 		o->path = strdup(path);
-	if (o == NULL || o->path == NULL ||
-	    (o->hash = id_hash(dir, id), o->dir = dir, o->file_id = id, o->refs = 1,
-	     !table_add(&d->open, o))) {
+	if (o == NULL || (path != NULL && o->path == NULL) ||
+	    (o->hash = id_hash(dir, id), o->dir = dir, o->file_id = id, o->refs = 1, o->srefs = 1,
+	     o->name_state = path != NULL ? OPEN_NAMED : OPEN_LOST, !table_add(&d->open, o))) {
 		if (o != NULL)
 			dent_free(o);
 		/* a later write to it could not be placed */
@@ -306,16 +320,40 @@ renamed(const char *path, const char *from, const char *to)
 	return out;
 }
 
-/* Open files keep their names across renames (of them or of a directory
- * above them). */
+/* A name of open file (dir, id) went away (op: UNLINK or a RENAME over it):
+ * gone is that name. */
 static void
-open_rename(struct dirty *d, uint8_t dir, const char *from, const char *to)
+open_victim(struct dirty *d, uint8_t dir, const struct shim_op *op, const char *gone)
+{
+	struct dent *o;
+
+	if (op->victim_id == 0 || (o = open_find(d, dir, op->victim_id)) == NULL ||
+	    o->name_state != OPEN_NAMED)
+		return;
+	if (op->victim_last) {
+		o->name_state = OPEN_NAMELESS;
+	} else if (o->path != NULL && strcmp(o->path, gone) == 0) {
+		/* still linked under a name this set never saw */
+		o->name_state = OPEN_LOST;
+		distrust_locked(d, "an open file lost the name it was opened by");
+	}
+}
+
+/* Open files keep their names across renames (of them or of a directory
+ * above them); RENAME_EXCHANGE swaps the two. */
+static void
+open_rename(struct dirty *d, uint8_t dir, const char *from, const char *to, bool exchange)
 {
 	for (size_t i = 0; i < d->open.n_b; i++)
 		for (struct dent *o = d->open.b[i]; o != NULL; o = o->next) {
 			char *p;
 
-			if (o->dir != dir || (p = renamed(o->path, from, to)) == NULL)
+			if (o->dir != dir || o->name_state != OPEN_NAMED)
+				continue;
+			p = renamed(o->path, from, to);
+			if (p == NULL && exchange)
+				p = renamed(o->path, to, from);
+			if (p == NULL)
 				continue;
 			free(o->path);
 			o->path = p;
@@ -338,8 +376,13 @@ mark_op(struct dirty *d, uint8_t dir, const struct shim_op *op)
 	const char *path = op->path;
 	struct dent *e;
 
-	if (path == NULL && op->file_id != 0)
+	if (path == NULL && op->file_id != 0) {
+		struct dent *o = open_find(d, dir, op->file_id);
+
+		if (o != NULL && o->name_state == OPEN_NAMELESS)
+			return; /* its changes reach no name, here or on the peer */
 		path = open_name(d, dir, op->file_id);
+	}
 	switch (op->type) {
 	case SHIM_OP_OPEN:
 	case SHIM_OP_FSYNC:
@@ -401,14 +444,24 @@ dirty_op(struct dirty *d, uint8_t dir, const struct shim_op *op, bool mark)
 		return;
 	if (mark)
 		dirty_mark(d, dir, op);
-	if (op->type != SHIM_OP_OPEN && op->type != SHIM_OP_CREATE && op->type != SHIM_OP_RENAME)
+	if (op->type != SHIM_OP_OPEN && op->type != SHIM_OP_CREATE && op->type != SHIM_OP_RENAME &&
+	    op->type != SHIM_OP_UNLINK && op->type != SHIM_OP_RELEASE)
 		return; /* (every write of a linked pair passes here: no lock for nothing) */
 	pthread_mutex_lock(&d->mu);
-	if ((op->type == SHIM_OP_OPEN || op->type == SHIM_OP_CREATE) && op->path != NULL &&
-	    op->file_id != 0)
+	if ((op->type == SHIM_OP_OPEN || op->type == SHIM_OP_CREATE) && op->file_id != 0) {
 		open_bind(d, dir, op->file_id, op->path);
-	else if (op->type == SHIM_OP_RENAME && op->path != NULL && op->path2 != NULL)
-		open_rename(d, dir, op->path, op->path2);
+	} else if (op->type == SHIM_OP_RELEASE) {
+		struct dent *o = open_find(d, dir, op->file_id);
+
+		if (o != NULL && o->srefs > 0)
+			o->srefs--;
+	} else if (op->type == SHIM_OP_UNLINK && op->path != NULL) {
+		open_victim(d, dir, op, op->path);
+	} else if (op->type == SHIM_OP_RENAME && op->path != NULL && op->path2 != NULL) {
+		if (!(op->flags & RENAME_EXCHANGE))
+			open_victim(d, dir, op, op->path2);
+		open_rename(d, dir, op->path, op->path2, (op->flags & RENAME_EXCHANGE) != 0);
+	}
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -591,6 +644,20 @@ dirty_in_changed_dir(struct dirty *d, uint8_t dir, const char *path)
 	pthread_mutex_unlock(&d->mu);
 	free(parent);
 	return in;
+}
+
+void
+dirty_each_open(struct dirty *d, dirty_open_fn fn, void *arg)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->open.n_b; i++)
+		for (struct dent *o = d->open.b[i]; o != NULL; o = o->next)
+			if (o->srefs > 0 && o->name_state != OPEN_LOST)
+				fn(arg, o->dir, o->file_id,
+				   o->name_state == OPEN_NAMED ? o->path : NULL, o->srefs);
+	pthread_mutex_unlock(&d->mu);
 }
 
 void

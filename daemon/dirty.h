@@ -98,6 +98,14 @@ bool dirty_in_changed_dir(struct dirty *d, uint8_t dir, const char *path);
 typedef void (*dirty_each_fn)(void *arg, uint8_t dir, const char *path, uint32_t flags);
 void dirty_each(struct dirty *d, dirty_each_fn fn, void *arg);
 
+/* Each file open at the present point of the op stream (the engine's lock
+ * held: nothing is taken meanwhile): fn(arg, dir, file_id, path, opens),
+ * path NULL when the file has no name left (unlinked or replaced while
+ * open). Files whose name the set lost track of (one of several hard
+ * links removed) are not listed. Under the set's lock. */
+typedef void (*dirty_open_fn)(void *arg, uint8_t dir, uint64_t file_id, const char *path,
+                              unsigned opens);
+void dirty_each_open(struct dirty *d, dirty_open_fn fn, void *arg);
 /* Set the base and trust of the set without emptying it (a set read back
  * from the pre-write log). */
 void dirty_set_base(struct dirty *d, uint64_t base_seq, uint64_t base_id, bool trusted);

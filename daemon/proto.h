@@ -56,6 +56,13 @@ enum proto_rs_type {
 /* RS_DATA flags: data is zlib (RFC 1950) of `size` bytes (<= PROTO_MAX_DATA) */
 #define PROTO_RS_DATA_ZLIB 1u
 
+/* OPEN valid bit: a re-binding, sent for each file still open when a link or
+ * a resync pass starts (the peer's map of open files is new, or was made
+ * against a copy the pass since changed): file_id is now whatever path
+ * names, opened `size` times; no path: the file has no name left, and the
+ * ops through it change no name's data. */
+#define PROTO_OPEN_REBIND (1u << 31)
+
 #define PROTO_RS_MIN PROTO_RS_BEGIN
 #define PROTO_RS_MAX PROTO_RS_LINK
 

@@ -22,6 +22,7 @@
 #include "repl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -87,6 +88,7 @@ struct repl {
 	uint64_t ns_changes; /* renames and links taken (a resync pass must run again) */
 	uint64_t ns_ops;     /* any op that can change which inode a name leads to */
 	uint64_t live_ops;   /* live ops given a seq (repl_rs_live_ops) */
+	uint64_t rebinds;    /* open files bound again (repl_rebind_locked) */
 	/* resync data areas (repl_rs_data_area): free buffers, kept while the
 	 * engine runs so that the pages are not faulted in again for each chunk */
 	pthread_mutex_t pool_mu;
@@ -342,6 +344,32 @@ repl_rs_queue_area_locked(struct repl *r, uint8_t dir, const struct proto_op *op
 	rec->rs_pooled = true;
 	/* the in-flight budget counts the whole area it holds, not only its data */
 	return rs_append_locked(r, rec, o, dir, POOL_BUF_SIZE);
+}
+
+static void
+rebind_one(void *arg, uint8_t dir, uint64_t file_id, const char *path, unsigned opens)
+{
+	struct repl *r = arg;
+	struct proto_op o = {
+		.type = SHIM_OP_OPEN,
+		.flags = O_RDWR,
+		.valid = PROTO_OPEN_REBIND,
+		.file_id = file_id,
+		.size = opens,
+	};
+
+	if (path != NULL) {
+		o.path.p = path;
+		o.path.len = (uint16_t)strlen(path);
+	}
+	if (repl_rs_queue_locked(r, dir, &o) != 0)
+		r->rebinds++;
+}
+
+void
+repl_rebind_locked(struct repl *r)
+{
+	dirty_each_open(r->dirty, rebind_one, r);
 }
 
 uint64_t
@@ -660,16 +688,23 @@ repl_link_up(struct repl *r)
 {
 	uint64_t seq;
 
+	uint64_t n;
+
 	pthread_mutex_lock(&r->mu);
 	r->link_up = true;
 	seq = r->last_seq;
+	/* the new peer knows no open file: every one still open is bound again
+	 * before any op that uses it */
+	n = r->rebinds;
+	repl_rebind_locked(r);
+	n = r->rebinds - n;
 	pthread_mutex_unlock(&r->mu);
 	r->last_ack_ms = mr_now_ms();
-	log_notice("repl: mirroring started async=%s seq=%" PRIu64,
+	log_notice("repl: mirroring started async=%s seq=%" PRIu64 " open_files=%" PRIu64,
 	           r->async == CONF_ASYNC_NONE    ? "none"
 	           : r->async == CONF_ASYNC_ASYNC ? "async"
 	                                          : "second",
-	           seq);
+	           seq, n);
 }
 
 void

@@ -107,6 +107,12 @@ uint64_t repl_rs_ns_ops_locked(struct repl *r);
  * stream. */
 uint64_t repl_rs_live_ops(struct repl *r);
 uint64_t repl_rs_live_ops_locked(struct repl *r);
+/* With repl_rs_lock held (or the engine's lock): queue a re-binding of each
+ * file the application holds open (PROTO_OPEN_REBIND), so that the ops
+ * through its descriptors find it on the peer. At each link-up, and at the
+ * start of each resync pass (a name the pass had not yet made can be bound
+ * now). */
+void repl_rebind_locked(struct repl *r);
 /* The peer's copy matches again: clear the divergence. */
 void repl_resynced(struct repl *r);
 

@@ -1274,6 +1274,8 @@ one_pass(struct resync *rs)
 	repl_rs_lock(rs->r);
 	if (repl_rs_queue_locked(rs->r, 0, &o) == 0)
 		r = -ENOTCONN;
+	else
+		repl_rebind_locked(rs->r); /* files this pass's predecessor had not made yet */
 	repl_rs_unlock(rs->r);
 	for (i = 0; r == 0 && i < rs->n_dirs && !stopping(rs); i++)
 		r = pass_dir(rs, (uint8_t)i, "", 0);

@@ -97,6 +97,12 @@ struct shim_op {
 	struct timespec mtime;
 	struct timespec pmtime; /* see SHIM_SET_PMTIME */
 	struct timespec pmtime2;
+	/* UNLINK, and RENAME without RENAME_EXCHANGE: the file whose name went
+	 * away (unlinked, or replaced by the rename), 0 when there was none or
+	 * the shim never saw it (then it cannot be open); victim_last: that was
+	 * its last name, so it lives on only while open. */
+	uint64_t victim_id;
+	bool victim_last;
 	char *name; /* xattr name */
 	void *data; /* write data or xattr value (a private copy) */
 	size_t len;

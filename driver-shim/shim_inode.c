@@ -221,36 +221,40 @@ shim_pins_release(void)
 	n_pins = 0;
 }
 
-void
-shim_inode_keep(struct shim *s, int dfd, const char *name)
+uint64_t
+shim_inode_keep(struct shim *s, int dfd, const char *name, bool *last)
 {
 	struct shim_inode *in;
 	struct stat st;
+	uint64_t id;
 	int fd;
 
+	*last = false;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return;
+		return 0;
+	*last = st.st_nlink <= 1;
 	pthread_mutex_lock(&s->table_lock);
 	for (in = s->buckets[bucket_of(s, st.st_dev, st.st_ino)]; in != NULL; in = in->next)
 		if (in->ino == st.st_ino && in->dev == st.st_dev)
 			break;
+	id = in != NULL ? in->file_id : 0;
 	if (in == NULL || in->fd_forever) {
 		pthread_mutex_unlock(&s->table_lock);
-		return;
+		return id;
 	}
 	if (in->fd >= 0) {
 		lru_unlink(s, in);
 		s->n_cached_fds--;
 		in->fd_forever = true;
 		pthread_mutex_unlock(&s->table_lock);
-		return;
+		return id;
 	}
 	pthread_mutex_unlock(&s->table_lock);
 	/* still named: the handle opens it; the table lock is not held across
 	 * the syscall, so re-check who won afterwards */
 	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1)
-		return;
+		return id;
 	pthread_mutex_lock(&s->table_lock);
 	if (in->fd < 0) {
 		in->fd = fd;
@@ -263,6 +267,7 @@ shim_inode_keep(struct shim *s, int dfd, const char *name)
 	pthread_mutex_unlock(&s->table_lock);
 	if (fd >= 0)
 		(void)close(fd);
+	return id;
 }
 
 struct shim_inode *

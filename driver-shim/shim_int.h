@@ -130,8 +130,10 @@ void shim_inode_unref(struct shim *s, struct shim_inode *in, uint64_t n);
 int shim_fd(struct shim *s, struct shim_inode *in);
 /* dfd/name is about to lose a link (unlink, rename over it): if we know the
  * object, keep its fd for life, since a file handle cannot reopen an
- * unlinked file that is still open. Called with ns_lock held. */
-void shim_inode_keep(struct shim *s, int dfd, const char *name);
+ * unlinked file that is still open. Called with ns_lock held. Returns the
+ * object's file_id (0 when the shim does not know it) and in *last whether
+ * this is its last name. */
+uint64_t shim_inode_keep(struct shim *s, int dfd, const char *name, bool *last);
 /* Release every pin taken by this thread. */
 void shim_pins_release(void);
 

@@ -1024,7 +1024,7 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 	}
 	pthread_mutex_lock(&s->ns_lock);
 	if (!flags)
-		shim_inode_keep(s, dfd, name);
+		o->op.victim_id = shim_inode_keep(s, dfd, name, &o->op.victim_last);
 	if (unlinkat(dfd, name, flags) == -1) {
 		int e = errno;
 
@@ -1079,7 +1079,8 @@ sh_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 		return;
 	}
 	if (!(flags & RENAME_EXCHANGE))
-		shim_inode_keep(s, ndfd, newname); /* may be replaced */
+		o->op.victim_id = shim_inode_keep(s, ndfd, newname, /* may be replaced */
+		                                  &o->op.victim_last);
 	if (syscall(SYS_renameat2, dfd, name, ndfd, newname, flags) == -1) {
 		int e = errno;
 

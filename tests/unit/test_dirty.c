@@ -102,6 +102,120 @@ marks_blocks_through_file_ids(void **state)
 	dirty_free(d);
 }
 
+/* What dirty_each_open() lists: "dir:id:path-or-(none):opens;" sorted by id. */
+struct opens {
+	char buf[512];
+	uint64_t ids[16];
+	char rows[16][64];
+	size_t n;
+};
+
+static void
+collect_open(void *arg, uint8_t dir, uint64_t id, const char *path, unsigned n)
+{
+	struct opens *o = arg;
+
+	assert_true(o->n < 16);
+	o->ids[o->n] = id;
+	(void)snprintf(o->rows[o->n], sizeof(o->rows[0]), "%u:%llu:%s:%u;", dir,
+	               (unsigned long long)id, path != NULL ? path : "(none)", n);
+	o->n++;
+}
+
+static const char *
+list_open(struct dirty *d, struct opens *o)
+{
+	memset(o, 0, sizeof(*o));
+	dirty_each_open(d, collect_open, o);
+	for (size_t i = 0; i < o->n; i++) /* by id (the table's order is a hash's) */
+		for (size_t j = i + 1; j < o->n; j++)
+			if (o->ids[j] < o->ids[i]) {
+				char t[64];
+				uint64_t id = o->ids[i];
+
+				o->ids[i] = o->ids[j], o->ids[j] = id;
+				memcpy(t, o->rows[i], sizeof(t));
+				memcpy(o->rows[i], o->rows[j], sizeof(t));
+				memcpy(o->rows[j], t, sizeof(t));
+			}
+	for (size_t i = 0; i < o->n; i++)
+		strcat(o->buf, o->rows[i]);
+	return o->buf;
+}
+
+static void
+open_files_for_rebinding(void **state)
+{
+	struct dirty *d = dirty_new(BS);
+	struct shim_op o;
+	struct opens l;
+	bool trusted;
+
+	(void)state;
+	dirty_reset(d, 1, 7);
+	for (uint64_t id = 1; id <= 6; id++) {
+		char path[16];
+
+		(void)snprintf(path, sizeof(path), "f%llu", (unsigned long long)id);
+		o = op(SHIM_OP_CREATE, id, path, NULL);
+		dirty_op(d, 0, &o, false);
+	}
+	o = op(SHIM_OP_OPEN, 1, "f1", NULL); /* a second descriptor */
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l),
+	                    "0:1:f1:2;0:2:f2:1;0:3:f3:1;0:4:f4:1;0:5:f5:1;0:6:f6:1;");
+	/* a RELEASE counts at once for the stream, and is forgotten when done */
+	o = op(SHIM_OP_RELEASE, 1, NULL, NULL);
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l),
+	                    "0:1:f1:1;0:2:f2:1;0:3:f3:1;0:4:f4:1;0:5:f5:1;0:6:f6:1;");
+	dirty_done(d, 0, &o);
+	/* renamed; exchanged */
+	o = op(SHIM_OP_RENAME, 0, "f2", "g2");
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_RENAME, 0, "f3", "f4");
+	o.flags = RENAME_EXCHANGE;
+	dirty_op(d, 0, &o, false);
+	/* the last name unlinked: open with no name */
+	o = op(SHIM_OP_UNLINK, 0, "f5", NULL);
+	o.victim_id = 5, o.victim_last = true;
+	dirty_op(d, 0, &o, false);
+	/* replaced by a rename: no name either (and the renamed one's name is kept) */
+	o = op(SHIM_OP_RENAME, 0, "g2", "f6");
+	o.victim_id = 6, o.victim_last = true;
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l),
+	                    "0:1:f1:1;0:2:f6:1;0:3:f4:1;0:4:f3:1;0:5:(none):1;0:6:(none):1;");
+	/* nothing marks a file by the name a nameless one had */
+	o = op(SHIM_OP_WRITE, 5, NULL, NULL);
+	o.off = 0, o.len = 10;
+	dirty_op(d, 0, &o, true);
+	assert_int_equal(dirty_count(d, &trusted), 0);
+	assert_true(trusted);
+	/* a new file under the old name is another entry */
+	o = op(SHIM_OP_CREATE, 7, "f5", NULL);
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_RENAME, 0, "f5", "h5"); /* the nameless one does not follow */
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l), "0:1:f1:1;0:2:f6:1;0:3:f4:1;0:4:f3:1;"
+	                                      "0:5:(none):1;0:6:(none):1;0:7:h5:1;");
+	/* one of two names unlinked, the one it was opened by: its other name is not
+	 * known, so it is not listed and the set is not trusted */
+	o = op(SHIM_OP_UNLINK, 0, "f1", NULL);
+	o.victim_id = 1, o.victim_last = false;
+	dirty_op(d, 0, &o, false);
+	(void)dirty_count(d, &trusted);
+	assert_false(trusted);
+	assert_string_equal(list_open(d, &l), "0:2:f6:1;0:3:f4:1;0:4:f3:1;"
+	                                      "0:5:(none):1;0:6:(none):1;0:7:h5:1;");
+	/* opened again by a name: known again */
+	o = op(SHIM_OP_OPEN, 1, "other", NULL);
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l), "0:1:other:2;0:2:f6:1;0:3:f4:1;0:4:f3:1;"
+	                                      "0:5:(none):1;0:6:(none):1;0:7:h5:1;");
+	dirty_free(d);
+}
+
 static void
 renames(void **state)
 {
@@ -217,6 +331,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(marks_blocks_through_file_ids),
 		cmocka_unit_test(renames),
+		cmocka_unit_test(open_files_for_rebinding),
 		cmocka_unit_test(save_and_load),
 	};
 
