@@ -652,25 +652,20 @@ send_range(struct resync *rs, struct rs_pending *p, uint64_t range, uint64_t len
            const struct rs_answer *a)
 {
 	atomic_uint_fast64_t next = range;
-	struct rs_reader rd[2] = {
-		{ .rs = rs,
-		  .p = p,
-		  .a = a,
-		  .range = range,
-		  .end = range + len,
-		  .next = &next,
-		  .buf = rs->buf },
-		{ .rs = rs,
-		  .p = p,
-		  .a = a,
-		  .range = range,
-		  .end = range + len,
-		  .next = &next,
-		  .buf = rs->buf2 },
-	};
+	struct rs_reader rd[2] = { {
+		.rs = rs,
+		.p = p,
+		.a = a,
+		.range = range,
+		.end = range + len,
+		.next = &next,
+		.buf = rs->buf,
+	} };
 	pthread_t helper;
 	bool two;
 
+	rd[1] = rd[0];
+	rd[1].buf = rs->buf2;
 	if (a->n == 0)
 		return send_plain(rs, p, range, len); /* nothing there: no block to compare */
 	two = rs->buf2 != NULL && len >= RESYNC_SHARE_MIN &&
