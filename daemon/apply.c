@@ -129,6 +129,7 @@ struct apply {
 	bool rs_active;       /* between RS_BEGIN and RS_END */
 	uint64_t rs_failures; /* live ops that found stale paths during the pass */
 	int rs_fd;            /* RS_DATA: the file written last, kept open between chunks */
+	bool rs_replaced;     /* a resync record removed a name of a regular file */
 	Bytef *zbuf;          /* RS_DATA with PROTO_RS_DATA_ZLIB: PROTO_MAX_DATA bytes */
 	int rs_dfd;           /* the RS_DATA file opened O_DIRECT, or -1 */
 	bool rs_dfd_tried;
@@ -496,7 +497,7 @@ in_name_list(const char *name, const char *list, size_t len)
  * that name goes first. Returns 1 if it exists with that type, 0 if it does
  * not exist (any more), or -errno. */
 static int
-rs_prepare(int dfd, const char *base, mode_t fmt)
+rs_prepare(struct apply *a, int dfd, const char *base, mode_t fmt)
 {
 	struct stat st;
 
@@ -504,6 +505,8 @@ rs_prepare(int dfd, const char *base, mode_t fmt)
 		return errno == ENOENT ? 0 : -errno;
 	if ((st.st_mode & S_IFMT) == fmt)
 		return 1;
+	if (S_ISREG(st.st_mode))
+		a->rs_replaced = true;
 	return rm_rf_at(dfd, base, 0);
 }
 
@@ -521,7 +524,7 @@ rs_dir(struct apply *a, const struct proto_op *op)
 		r = open_parent(a, op->dir, op->path.p, &dfd, &base);
 		if (r < 0)
 			return r;
-		r = rs_prepare(dfd, base, S_IFDIR);
+		r = rs_prepare(a, dfd, base, S_IFDIR);
 		if (r == 0 && mkdirat(dfd, base, op->mode & 07777) == -1)
 			r = -errno;
 		if (r >= 0 && (fchownat(dfd, base, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) == -1 ||
@@ -568,7 +571,7 @@ rs_file(struct apply *a, const struct proto_op *op)
 	r = open_parent(a, op->dir, op->path.p, &dfd, &base);
 	if (r < 0)
 		return r;
-	r = rs_prepare(dfd, base, S_IFREG);
+	r = rs_prepare(a, dfd, base, S_IFREG);
 	if (r >= 0) {
 		fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op->mode & 07777);
 		if (fd == -1) {
@@ -717,7 +720,7 @@ rs_link_or_node(struct apply *a, const struct proto_op *op)
 	r = open_parent(a, op->dir, op->path.p, &dfd, &base);
 	if (r < 0)
 		return r;
-	r = rs_prepare(dfd, base, link ? S_IFLNK : (op->mode & S_IFMT));
+	r = rs_prepare(a, dfd, base, link ? S_IFLNK : (op->mode & S_IFMT));
 	if (r == 1 && link) {
 		ssize_t n = readlinkat(dfd, base, target, sizeof(target) - 1);
 
@@ -817,6 +820,7 @@ rs_link(struct apply *a, const struct proto_op *op)
 		r = 0; /* already */
 	else if ((r = rm_rf_at(dfd, base, 0)) >= 0)
 		r = linkat(dfd2, base2, dfd, base, 0) == -1 ? -errno : 0;
+	a->rs_replaced = true; /* (a name of another file, if any, was removed) */
 	close_parent(a, op->dir, dfd);
 	close_parent(a, op->dir, dfd2);
 	return r;
@@ -993,9 +997,42 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 	return 0;
 }
 
+/* A resync record replaced a regular file by another object: an open file
+ * bound to it (by a re-binding made before the record) would take the ops
+ * of the name's new file into the old one, silently. Such bindings go: their
+ * ops fail until the next pass binds the name again. */
+static void
+unbind_orphans(struct apply *a)
+{
+	uint64_t *gone = mr_xcalloc(a->map_n + 1, sizeof(*gone));
+	size_t n = 0;
+	struct stat st;
+
+	a->rs_replaced = false;
+	for (size_t i = 0; i < a->map_cap; i++)
+		if (a->map[i].key != 0 && a->map[i].fd >= 0 && fstat(a->map[i].fd, &st) == 0 &&
+		    st.st_nlink == 0)
+			gone[n++] = a->map[i].key;
+	for (size_t i = 0; i < n; i++) /* (not while scanning: unbinding moves entries) */
+		map_drop(a, gone[i]);
+	free(gone);
+}
+
+static int apply_rs_record(struct apply *a, const struct proto_op *op);
+
 /* A resync record. Returns 0 or -errno. */
 static int
 apply_rs(struct apply *a, const struct proto_op *op)
+{
+	int r = apply_rs_record(a, op);
+
+	if (a->rs_replaced)
+		unbind_orphans(a);
+	return r;
+}
+
+static int
+apply_rs_record(struct apply *a, const struct proto_op *op)
 {
 	switch (op->type) {
 	case PROTO_RS_BEGIN:

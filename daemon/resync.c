@@ -1050,6 +1050,8 @@ walk_linked(struct resync *rs, uint8_t dir, const char *path, const struct stat 
 		o.path2 = (struct proto_str){ first, (uint16_t)strlen(first) };
 		if (repl_rs_queue_locked(rs->r, dir, &o) == 0)
 			r = -ENOTCONN;
+		else /* the target's name may have led to another file, bound to an open one */
+			repl_rebind_locked(rs->r);
 	}
 	repl_rs_unlock(rs->r);
 	if (r == 0 && rs->dirty != NULL) {

@@ -491,6 +491,43 @@ class ResyncCases(tf.Failover):
         self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 120)
         self.check_holder_goes_on(w, off1, prim="n2", sec="n1")
 
+    def test_file_held_open_through_a_name_the_resync_makes_a_hard_link(self):
+        """n2's `b` is a file of its own; on n1 `b` became a hard link of `a`, which the
+        application holds open through `b` and writes. The resync binds `b` to n2's old
+        file at the start, then makes `b` a link of `a`: the binding to the replaced file
+        goes with it (writes there would be lost silently), and the pass after binds `b`
+        again."""
+        c = self.c
+        self.pair_with(2, 64 * 1024)
+        self.run_py("n1", "import os, sys\n"
+                    "for n in 'ab':\n"
+                    "    with open(os.path.join(sys.argv[1], n), 'wb') as f:\n"
+                    "        f.write(os.urandom(1 << 20))\n", self.shared())
+        rc, out, err = c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.run_py("n1", "import os, sys\n"
+                    "os.unlink(os.path.join(sys.argv[1], 'b'))\n"
+                    "os.link(os.path.join(sys.argv[1], 'a'), os.path.join(sys.argv[1], 'b'))\n",
+                    self.shared())
+        w = c.popen("n1", sys.executable, "-c",
+                    "import os, random, sys, time\n"
+                    "fd = os.open(os.path.join(sys.argv[1], 'b'), os.O_WRONLY)\n"
+                    "print('open', flush=True)\n"
+                    "while True:\n"
+                    "    os.pwrite(fd, os.urandom(4096), random.randrange(256) * 4096)\n"
+                    "    time.sleep(0.001)\n", self.shared())
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open"), 30, what="b open")
+        off2 = self.log_len("n2")
+        rc, out, err = c.ctl("n2", "start")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.check_holder_goes_on(w, off2)
+        st_a = os.stat(os.path.join(self.real("n2"), "a"))
+        st_b = os.stat(os.path.join(self.real("n2"), "b"))
+        self.assertEqual((st_a.st_ino, st_a.st_nlink), (st_b.st_ino, 2))
+
     def test_full_resync_sends_no_zeros_into_a_fresh_copy(self):
         """A copy RS_FILE has just made is all hole, and the target's hashes say zeros:
         the source then sends its blocks that are not zeros without hashing them, and
