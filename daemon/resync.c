@@ -149,6 +149,10 @@ struct resync {
 	atomic_uint_fast64_t total_bytes;
 	atomic_uint_fast64_t sent_bytes;
 	atomic_uint pass;
+	/* files and bytes when the current pass began: status shows the pass's
+	 * progress against the tree's size (a second pass reads it again) */
+	atomic_uint_fast64_t pass_files0;
+	atomic_uint_fast64_t pass_bytes0;
 	bool reported; /* loop thread */
 	uint64_t end_ms; /* loop thread: when a verify finished */
 
@@ -1339,6 +1343,8 @@ resync_main(void *arg)
 		uint64_t ns0 = repl_rs_ns_changes(rs->r), end, fails;
 		bool got;
 
+		atomic_store(&rs->pass_files0, atomic_load(&rs->files));
+		atomic_store(&rs->pass_bytes0, atomic_load(&rs->bytes));
 		atomic_store(&rs->pass, pass);
 		end = one_pass(rs);
 		if (end == 0) {
@@ -1528,6 +1534,8 @@ resync_finished(struct resync *rs)
 void
 resync_status(struct resync *rs, json_t *result)
 {
+	/* (a pass's start first: files and bytes only grow, so they are not below it) */
+	uint64_t files0 = atomic_load(&rs->pass_files0), bytes0 = atomic_load(&rs->pass_bytes0);
 	uint64_t files = atomic_load(&rs->files), bytes = atomic_load(&rs->bytes);
 	uint64_t total = atomic_load(&rs->total_bytes), ms = mr_now_ms() - rs->start_ms;
 	uint64_t rate = ms > 0 ? bytes * 1000u / ms : 0;
@@ -1562,6 +1570,9 @@ resync_status(struct resync *rs, json_t *result)
 	pthread_mutex_lock(&rs->mu);
 	finished = rs->finished;
 	pthread_mutex_unlock(&rs->mu);
+	/* this pass's part (rate: over the whole resync) */
+	files -= files0;
+	bytes -= bytes0;
 	json_object_set_new(
 	        result, "resync",
 	        json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i}", "state",

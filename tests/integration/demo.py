@@ -291,11 +291,33 @@ def step_crash(d):
           % (c.config["pulse"], c.config["hb_timeout"]))
 
 
+# An application's journal on the survivor: opened once, appended every 5 ms, never closed
+# (as a database holds its files) while the old primary returns.
+JOURNAL = r"""
+import os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "journal.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+             0o644)
+i = 0
+while True:
+    os.write(fd, b"entry %08d %s\n" % (i, time.strftime("%H:%M:%S").encode()))
+    i += 1
+    time.sleep(0.005)
+"""
+
+
+def real_sha256(c, n, name):
+    import hashlib
+    with open(os.path.join(c.node(n).repl_dirs["data"][0], name), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def step_return(d):
     c = d.c
     d.title("n1 returns: it is behind n2, which wrote alone; a resync brings it back")
     shared = shared_dir(c)
     shell(d, "n2", "head -c 64M /dev/urandom > %s/written-alone.bin && sync" % shared)
+    journal = c.popen("n2", sys.executable, "-c", JOURNAL, shared)
+    print("  n2's application keeps %s/journal.log open and appends to it every 5 ms" % shared)
     c.link_up("n1")
     ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
     t0 = time.monotonic()
@@ -323,6 +345,21 @@ def step_return(d):
     print("  After %.2f s: n1 is SECOND (Ready, up to date), n2 PRIM: the pair is whole again."
           % (time.monotonic() - t0))
     d.cmd("n1", "status", show_rc=False)
+    # the journal's descriptor was opened while n1 was away: n2 bound it again on n1
+    seq = c.status("n2")["replication"]["last_seq"]
+    ht.wait_for(lambda: c.status("n2")["replication"]["last_seq"] > seq + 100, 30,
+                what="the journal growing")
+    journal.kill()
+    journal.wait(10)
+    ht.wait_for(lambda: c.status("n1")["replication"]["received_seq"] ==
+                c.status("n2")["replication"]["last_seq"], 30, what="n1 caught up")
+    h1, h2 = real_sha256(c, "n1", "journal.log"), real_sha256(c, "n2", "journal.log")
+    size = os.path.getsize(os.path.join(c.node("n2").repl_dirs["data"][0], "journal.log"))
+    print("  journal.log (%d bytes, written through one descriptor the whole time):" % size)
+    print("    sha256 on n1 %s\n    sha256 on n2 %s  %s" % (
+        h1[:16], h2[:16], "identical" if h1 == h2 else "DIFFERENT"))
+    if h1 != h2:
+        raise ht.HarnessError("journal.log differs between the nodes")
 
 
 def step_verify(d):
