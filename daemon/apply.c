@@ -1445,6 +1445,17 @@ apply_rebase(struct apply *a, uint64_t seq)
 	MR_BUG_ON(a->busy || a->head != NULL);
 	a->rs_active = true;
 	a->rs_failures = 0;
+	/* The open files bound on the last link: some were closed on the primary
+	 * without us (the RELEASE completed there alone). The primary binds every
+	 * file still open again before any other op of this link. (Under mu: the
+	 * apply thread, idle now, takes its next record under it.) */
+	for (size_t i = 0; i < a->map_cap; i++)
+		if (a->map[i].key != 0) {
+			fd_close(a->map[i].fd);
+			a->map[i].key = 0;
+		}
+	a->map_n = 0;
+	rs_fd_drop(a);
 	pthread_mutex_unlock(&a->mu);
 }
 
