@@ -976,6 +976,31 @@ verify_file(struct resync *rs, uint8_t dir, const char *path)
 
 /* A regular file met by the walk: with a trusted set, nothing if it is not
  * in it, its marked blocks if they are known; otherwise checksums. */
+/* Send f's marked blocks again (pass_file_marked), or compare the file by
+ * checksums (pass_file)? The first pass sends them. A later pass runs
+ * because live ops could not be applied on the target during the one
+ * before (a name it did not have yet): the blocks sent are mostly there
+ * now, and comparing costs a read and a hash on each side, against reading,
+ * encrypting and writing what is sent (about 4.5 GB/s against 0.6 GB/s
+ * here: docs/BENCHMARKS.md). Compare unless the marked part is small. */
+static bool
+resend_marked(struct resync *rs, uint8_t dir, const char *path, const struct dirty_file *f)
+{
+	uint64_t n_blocks, marked = 0;
+	struct stat st;
+
+	if (atomic_load(&rs->pass) <= 1)
+		return true;
+	if (fstatat(rs->roots[dir], path, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+		return true; /* (it says what it finds) */
+	n_blocks = ((uint64_t)st.st_size + DIRTY_BLOCK - 1) / DIRTY_BLOCK;
+	for (size_t w = 0; w < f->n_words && w * 64 < n_blocks; w++)
+		marked += (uint64_t)__builtin_popcountll(f->bits[w]);
+	if ((f->flags & DIRTY_F_TRUNC) && f->trunc_from / DIRTY_BLOCK < n_blocks)
+		marked += n_blocks - f->trunc_from / DIRTY_BLOCK;
+	return marked * 8 < n_blocks;
+}
+
 static int
 walk_file(struct resync *rs, uint8_t dir, const char *path)
 {
@@ -992,7 +1017,7 @@ walk_file(struct resync *rs, uint8_t dir, const char *path)
 		atomic_fetch_add(&rs->skipped, 1);
 		return 0; /* unchanged since the target's generation */
 	}
-	if (f.flags & (DIRTY_F_CHECKSUM | DIRTY_F_CHILDREN))
+	if ((f.flags & (DIRTY_F_CHECKSUM | DIRTY_F_CHILDREN)) || !resend_marked(rs, dir, path, &f))
 		r = pass_file(rs, dir, path);
 	else
 		r = pass_file_marked(rs, dir, path, &f);
