@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION     1
+#define PROTO_VERSION     2 /* 2: PROTO_OPEN_REBIND */
 #define PROTO_HDR_LEN     8u
 #define PROTO_MAX_DATA    (1u << 20) /* largest write / xattr value carried */
 #define PROTO_MAX_STR     4096u      /* paths, names: bytes, no NUL */

@@ -35,7 +35,7 @@ raw = socket.create_connection((host, int(port)), timeout=10)
 s = ctx.wrap_socket(raw, server_hostname="n2")
 def pstr(b):
     return struct.pack(">H", len(b)) + b
-payload = (struct.pack(">HB", 1, 0) + pstr(node.encode()) + pstr(module.encode())
+payload = (struct.pack(">HB", 2, 0) + pstr(node.encode()) + pstr(module.encode())
            + bytes.fromhex(hash_hex) + bytes(16) + struct.pack(">Q", 0))
 s.sendall(struct.pack(">IHH", len(payload), 1, 0) + payload)
 buf = b""

@@ -321,7 +321,7 @@ def pstr(b):
     return struct.pack(">H", len(b)) + b
 def frame(t, p):
     return struct.pack(">IHH", len(p), t, 0) + p
-hello = (struct.pack(">HB", 1, 1) + pstr(b"n1") + pstr(module.encode())
+hello = (struct.pack(">HB", 2, 1) + pstr(b"n1") + pstr(module.encode())  # version 2, primary
          + bytes.fromhex(hash_hex) + bytes(16) + struct.pack(">Q", 0))
 s.sendall(frame(1, hello))
 buf = b""
