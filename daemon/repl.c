@@ -686,9 +686,7 @@ repl_check_pairing(struct repl *r, uint64_t peer_last_seq, char *why, size_t why
 void
 repl_link_up(struct repl *r)
 {
-	uint64_t seq;
-
-	uint64_t n;
+	uint64_t seq, n;
 
 	pthread_mutex_lock(&r->mu);
 	r->link_up = true;
