@@ -1530,6 +1530,9 @@ cluster_apply_failed(struct mrd *m, const char *why)
 	c->rejoin_blocked = true;
 	(void)snprintf(m->message, sizeof(m->message),
 	               "secondary diverged (%s): a resync from the primary is needed", why);
+	log_err("cluster: this secondary no longer follows the primary and does not rejoin on "
+	        "its own (a failure that would come back would loop); `mirrorctl second` on it "
+	        "resyncs it from the primary");
 	run_event(c, FSM_EV_FAILED);
 }
 

@@ -538,6 +538,30 @@ class ResyncCases(tf.Failover):
         st_b = os.stat(os.path.join(self.real("n2"), "b"))
         self.assertEqual((st_a.st_ino, st_a.st_nlink), (st_b.st_ino, 2))
 
+    def test_secondary_that_cannot_apply_an_op_waits_for_the_admin(self):
+        """An op the secondary cannot apply (here: n1 makes a directory where n2's copy has
+        a file, put there behind its back) fails the secondary: the link drops, n1 goes on
+        alone, and n2 waits without rejoining on its own, saying what to do. `mirrorctl
+        second` on it then resyncs it from the primary."""
+        c = self.c
+        self.pair_with(2, 64 * 1024)
+        with open(os.path.join(self.real("n2"), "blocker"), "wb") as f:
+            f.write(b"behind its back")
+        off2 = self.log_len("n2")
+        mkdir = "import os, sys\nos.mkdir(os.path.join(sys.argv[1], 'blocker'))\n"
+        self.run_py("n1", mkdir, self.shared())
+        self.wait_states({"n1": ("ALONE", "Ready"), "n2": ("WAIT", "NotReady")}, 30)
+        st = self.st("n2")
+        self.assertIn("mirrorctl second", st["message"], st)
+        log = self.log_from("n2", off2)
+        self.assertIn("File exists", log)
+        self.assertIn("mirrorctl second", log)
+        rc, out, err = c.ctl("n2", "second")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.assert_identical()
+        self.assertTrue(os.path.isdir(os.path.join(self.real("n2"), "blocker")))
+
     def test_full_resync_sends_no_zeros_into_a_fresh_copy(self):
         """A copy RS_FILE has just made is all hole, and the target's hashes say zeros:
         the source then sends its blocks that are not zeros without hashing them, and
