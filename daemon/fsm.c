@@ -154,7 +154,7 @@ const struct fsm_row fsm_table[] = {
 	  MRD_TRANSIENT, "stopstart: starting over" },
 	{ MRD_SECOND, R_ANY, FSM_EV_FAILED, FSM_G_ANY,
 	  A(FSM_A_STOP_SECOND, FSM_A_UNMOUNT, FSM_A_TRANSITION), MRD_WAIT, MRD_NOTREADY,
-	  "secondary failed (see the log): `mirrorctl second` here resyncs it from the primary" },
+	  "secondary failed (see the log): `mirrorctl second` resyncs it from the primary" },
 
 	/* ---- ALONE ---- */
 	{ MRD_ALONE, R_ANY, FSM_EV_LINK_UP, FSM_G_ANY, A(FSM_A_TRANSITION), MRD_PRIM, MRD_READY,
