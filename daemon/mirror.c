@@ -656,8 +656,8 @@ cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len
 		                  !cluster_hello_gen_equal(m, h->generation);
 		if (apply_failed(mi->apply)) {
 			(void)snprintf(why, why_len,
-			               "this secondary diverged (an op failed to apply); it needs "
-			               "a restart of its module to resync");
+			               "this secondary diverged (an op failed to apply): "
+			               "`mirrorctl second` on it resyncs it from the primary");
 			return PROTO_REFUSE_DATA;
 		}
 	}
