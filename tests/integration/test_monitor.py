@@ -125,18 +125,24 @@ class MonitorBase(tf.Failover):
         return ht.read_text(self.c.node(n).log_file)
 
     def svc_pid(self, n):
-        with open(os.path.join(self.svc, "%s.pid" % n)) as f:
-            return int(f.read().strip())
+        """The service's pid from its pid file, or None while the file is missing or being
+        written (a restarted service truncates it first)."""
+        try:
+            with open(os.path.join(self.svc, "%s.pid" % n)) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
 
     def kill_svc(self, n, sig=signal.SIGKILL):
+        ht.wait_for(lambda: self.svc_pid(n) is not None, 10, what="the service's pid on %s" % n)
         pid = self.svc_pid(n)
         os.kill(pid, sig)
         return pid
 
     def wait_new_svc(self, n, old_pid, timeout_s=20):
-        ht.wait_for(lambda: os.path.exists(os.path.join(self.svc, "%s.pid" % n)) and
-                    self.svc_pid(n) != old_pid and self.ask() == n, timeout_s,
-                    what="the service restarted on %s" % n)
+        ht.wait_for(lambda: self.svc_pid(n) not in (None, old_pid) and self.ask() == n,
+                    timeout_s, what="the service restarted on %s" % n)
 
     def resource(self, n, name):
         return self.st(n).get("resources", {}).get(name)
