@@ -320,14 +320,15 @@ close_parent(const struct apply *a, uint8_t dir, int dfd)
 }
 
 /* The object an op is about: its bound open file if any (borrowed, *owned
- * false), else its path opened O_PATH | O_NOFOLLOW beneath the root. */
+ * false; FD_NAMELESS for a file with no name), else its path opened
+ * O_PATH | O_NOFOLLOW beneath the root. */
 static int
 open_object(struct apply *a, const struct proto_op *op, bool *owned)
 {
 	int fd = map_get(a, fkey(op->dir, op->file_id));
 
 	*owned = false;
-	if (fd >= 0)
+	if (fd >= 0 || fd == FD_NAMELESS)
 		return fd;
 	if (op->path.len == 0 && op->file_id == 1)
 		return a->roots[op->dir]; /* the root itself */
@@ -1129,11 +1130,6 @@ apply_one(struct apply *a, const struct proto_op *op)
 	bool owned = false, none = a->async == CONF_ASYNC_NONE;
 	char proc[40];
 
-	if (op->path.len == 0 && map_get(a, key) == FD_NAMELESS &&
-	    (op->type == SHIM_OP_WRITE || op->type == SHIM_OP_FALLOCATE ||
-	     op->type == SHIM_OP_SETATTR || op->type == SHIM_OP_SETXATTR ||
-	     op->type == SHIM_OP_REMOVEXATTR || op->type == SHIM_OP_FSYNC))
-		return 0; /* a file with no name left: nothing here to change */
 	switch (op->type) {
 	case SHIM_OP_OPEN:
 	case SHIM_OP_CREATE: {
@@ -1226,7 +1222,7 @@ apply_one(struct apply *a, const struct proto_op *op)
 
 		fd = open_object(a, op, &owned);
 		if (fd < 0)
-			return fd;
+			return fd == FD_NAMELESS ? 0 : fd;
 		if (fstat(fd, &st) == -1)
 			r = -errno;
 		else
@@ -1236,7 +1232,7 @@ apply_one(struct apply *a, const struct proto_op *op)
 	case SHIM_OP_WRITE:
 		fd = map_get(a, key);
 		if (fd < 0)
-			return -ESTALE;
+			return fd == FD_NAMELESS ? 0 : -ESTALE;
 		r = pwrite_all(fd, op->data, op->data_len, (off_t)op->off);
 		if (r == 0)
 			r = copy_times(fd, NULL, op);
@@ -1244,7 +1240,7 @@ apply_one(struct apply *a, const struct proto_op *op)
 	case SHIM_OP_FALLOCATE:
 		fd = map_get(a, key);
 		if (fd < 0)
-			return -ESTALE;
+			return fd == FD_NAMELESS ? 0 : -ESTALE;
 		if (fallocate(fd, (int)op->flags, (off_t)op->off, (off_t)op->size) == -1)
 			r = -errno;
 		else
@@ -1254,7 +1250,7 @@ apply_one(struct apply *a, const struct proto_op *op)
 	case SHIM_OP_REMOVEXATTR:
 		fd = open_object(a, op, &owned);
 		if (fd < 0)
-			return fd;
+			return fd == FD_NAMELESS ? 0 : fd;
 		proc_path(fd, proc, sizeof(proc));
 		if (op->type == SHIM_OP_SETXATTR)
 			r = setxattr(proc, op->name.p, op->data, op->data_len, (int)op->flags);
@@ -1268,7 +1264,7 @@ apply_one(struct apply *a, const struct proto_op *op)
 		fd = map_get(a, key);
 		if (fd >= 0)
 			r = (op->flags ? fdatasync(fd) : fsync(fd)) == -1 ? -errno : 0;
-		else
+		else if (fd != FD_NAMELESS)
 			r = syncfs(a->roots[op->dir]) == -1 ? -errno : 0; /* a directory */
 		break;
 	case SHIM_OP_FLUSH:

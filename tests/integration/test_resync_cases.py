@@ -206,6 +206,12 @@ class ResyncCases(tf.Failover):
                     not self.st(n)["replication"]["prelog"]["all"], 30,
                     what="a checkpoint of the pre-write log")
 
+    def stop_second(self):
+        """`mirrorctl stop` on n2, until n2 is STOP and n1 ALONE."""
+        rc, out, err = self.c.ctl("n2", "stop")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+
     def pair_with(self, n_files, size):
         """n1 PRIM, n2 SECOND over n_files files of size bytes made through the mount."""
         self.start_pair()
@@ -216,9 +222,7 @@ class ResyncCases(tf.Failover):
     def test_clean_stop_of_the_secondary_sends_only_changed_blocks(self):
         c = self.c
         self.pair_with(14, 256 * 1024)
-        rc, out, err = c.ctl("n2", "stop")
-        self.assertEqual(rc, 0, out + err)
-        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.stop_second()
         self.run_py("n1", CHANGES, self.shared())
         off = self.log_len("n1")
         rc, out, err = c.ctl("n2", "start")
@@ -450,9 +454,7 @@ class ResyncCases(tf.Failover):
         c = self.c
         self.pair_with(2, 64 * 1024)
         w = self.start_holder()
-        rc, out, err = c.ctl("n2", "stop")
-        self.assertEqual(rc, 0, out + err)
-        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.stop_second()
         off2 = self.log_len("n2")
         rc, out, err = c.ctl("n2", "start")
         self.assertEqual(rc, 0, out + err)
@@ -513,9 +515,7 @@ class ResyncCases(tf.Failover):
                     "for n in 'ab':\n"
                     "    with open(os.path.join(sys.argv[1], n), 'wb') as f:\n"
                     "        f.write(os.urandom(1 << 20))\n", self.shared())
-        rc, out, err = c.ctl("n2", "stop")
-        self.assertEqual(rc, 0, out + err)
-        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.stop_second()
         self.run_py("n1", "import os, sys\n"
                     "os.unlink(os.path.join(sys.argv[1], 'b'))\n"
                     "os.link(os.path.join(sys.argv[1], 'a'), os.path.join(sys.argv[1], 'b'))\n",
@@ -668,9 +668,7 @@ class ResyncCases(tf.Failover):
         rc, out, err = c.ctl("n1", "verify")
         self.assertEqual(rc, 0, out + err)
         # while n2 is away, diff counts what n1 changes
-        rc, out, err = c.ctl("n2", "stop")
-        self.assertEqual(rc, 0, out + err)
-        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.stop_second()
         self.run_py("n1", "import os, sys\n"
                     "for n in ('f000', 'f002', 'f004'):\n"
                     "    with open(os.path.join(sys.argv[1], 'tree', n), 'r+b') as f:\n"
@@ -720,9 +718,7 @@ class ResyncCases(tf.Failover):
         c = self.c
         self.pair_with(60, 256 * 1024)
         self.wait_checkpoint()
-        rc, out, err = c.ctl("n2", "stop")
-        self.assertEqual(rc, 0, out + err)
-        self.wait_states({"n2": ("STOP", "NotReady"), "n1": ("ALONE", "Ready")})
+        self.stop_second()
         self.run_py("n1", CHANGES, self.shared())
         c.kill_node("n1")  # ALONE, SIGKILLed: its dirty set was never saved
         c.link_up("n1")
