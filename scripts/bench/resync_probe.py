@@ -63,7 +63,7 @@ def main():
     same = "--same" in sys.argv[1:]
     delta = "--delta" in sys.argv[1:] or "--delta-compare" in sys.argv[1:]
     mib = int(args[0]) if args else 1024
-    files = 20 if delta else 8
+    files = int(os.environ.get("FILES", 20 if delta else 8))
     ht.require_root()
     with ht.Cluster(userconfig=tf.CONFIG) as c:
         tf.setup(c)
