@@ -1627,30 +1627,40 @@ cluster_dirty_reset(struct mrd *m)
 	publish(c);
 }
 
-int
-cluster_force_resync(struct mrd *m, char *msg, size_t msg_len)
+void
+cluster_new_generation_for_resync(struct mrd *m, const char *why)
 {
 	struct cluster *c = cl(m);
 	uint64_t seq;
 
-	if (c == NULL || m->state != MRD_PRIM || m->peer == NULL || !peer_is_up(m->peer)) {
-		(void)snprintf(msg, msg_len, "resync runs on the primary while its secondary is "
-		                             "connected (PRIM)");
-		return -EINVAL;
-	}
+	if (c == NULL)
+		return;
 	/* A generation the secondary does not have: on the next pairing it is
 	 * behind and is resynced; the dirty set cannot tell what differs from a
 	 * copy we suspect, so every file is compared. */
-	dirty_distrust(m->dirty, "full resync requested by the admin");
+	dirty_distrust(m->dirty, why);
 	pthread_mutex_lock(&c->meta_mu);
 	meta_new_generation(&c->meta);
 	meta_persist(c);
 	seq = c->meta.gen.seq;
 	pthread_mutex_unlock(&c->meta_mu);
 	publish(c);
-	log_notice("resync: full resync requested by the admin gen=%" PRIu64
-	           "; the secondary is not up to date until it ends",
+	log_notice("resync: %s gen=%" PRIu64 "; the secondary is not up to date until it ends", why,
 	           seq);
+}
+
+int
+cluster_force_resync(struct mrd *m, char *msg, size_t msg_len)
+{
+	struct cluster *c = cl(m);
+
+	if (c == NULL || m->state != MRD_PRIM || m->peer == NULL || !peer_is_up(m->peer)) {
+		(void)snprintf(msg, msg_len,
+		               "resync runs on the primary while its secondary is "
+		               "connected (PRIM)");
+		return -EINVAL;
+	}
+	cluster_new_generation_for_resync(m, "full resync requested by the admin");
 	peer_drop(m->peer, "full resync requested by the admin");
 	(void)snprintf(msg, msg_len, "full resync started: every file is compared by block "
 	                             "checksums; follow it with `mirrorctl status`");

@@ -82,6 +82,11 @@ void cluster_dirty_reset(struct mrd *m);
  * every file. Returns 0 or -errno with msg set. */
 int cluster_force_resync(struct mrd *m, char *msg, size_t msg_len);
 
+/* Primary: a new generation and the dirty set distrusted (why is logged), so
+ * that the next pairing resyncs the secondary comparing every file. Loop
+ * thread. */
+void cluster_new_generation_for_resync(struct mrd *m, const char *why);
+
 /* `mirrorctl diff`: add "diff" (what a resync would send now) to out. */
 void cluster_diff(struct mrd *m, json_t *out);
 

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@
 enum open_name_state {
 	OPEN_NAMED,    /* path names it */
 	OPEN_NAMELESS, /* its last name is gone: it lives only while open */
-	OPEN_LOST,     /* the name it was opened by is gone, another may remain */
+	OPEN_LOST,     /* the name it was opened by is gone, another may remain
+	                * (dirty_open_found() names it again) */
 };
 
 struct dent {
@@ -51,6 +53,7 @@ struct dent {
 	unsigned refs;  /* opens whose RELEASE is not completed */
 	unsigned srefs; /* opens whose RELEASE is not taken: at this point of the stream */
 	enum open_name_state name_state;
+	uint64_t obj_dev, obj_ino; /* the file in the real directory (0, 0: not known) */
 };
 
 struct table {
@@ -64,6 +67,7 @@ struct dirty {
 	uint32_t block;
 	struct table files; /* by (dir, path) */
 	struct table open;  /* by (dir, file id) */
+	atomic_size_t n_lost; /* open entries OPEN_LOST; written under mu */
 	bool trusted;
 	uint64_t base_seq, base_id;
 	const int *roots;
@@ -253,6 +257,24 @@ mark_trunc(struct dent *e, uint64_t size)
 	e->flags |= DIRTY_F_TRUNC;
 }
 
+/* Every change of an open entry's name_state goes through here (n_lost). */
+static void
+open_state(struct dirty *d, struct dent *o, enum open_name_state st)
+{
+	if (o->name_state == OPEN_LOST && st != OPEN_LOST)
+		atomic_fetch_sub(&d->n_lost, 1);
+	else if (o->name_state != OPEN_LOST && st == OPEN_LOST)
+		atomic_fetch_add(&d->n_lost, 1);
+	o->name_state = st;
+}
+
+static void
+open_clear(struct dirty *d)
+{
+	table_clear(&d->open);
+	atomic_store(&d->n_lost, 0);
+}
+
 /* The name of open file (dir, id), or NULL. */
 static const char *
 open_name(struct dirty *d, uint8_t dir, uint64_t id)
@@ -262,10 +284,12 @@ open_name(struct dirty *d, uint8_t dir, uint64_t id)
 	return o != NULL && o->name_state == OPEN_NAMED ? o->path : NULL;
 }
 
-/* An OPEN or CREATE of (dir, id) by path, or by no name (through /proc). */
+/* An OPEN or CREATE of op->file_id by op->path, or by no name (through /proc). */
 static void
-open_bind(struct dirty *d, uint8_t dir, uint64_t id, const char *path)
+open_bind(struct dirty *d, uint8_t dir, const struct shim_op *op)
 {
+	uint64_t id = op->file_id;
+	const char *path = op->path;
 	struct dent *o = open_find(d, dir, id);
 
 	if (o != NULL) {
@@ -279,7 +303,7 @@ open_bind(struct dirty *d, uint8_t dir, uint64_t id, const char *path)
 			o->path = p;
 		}
 		if (path != NULL)
-			o->name_state = OPEN_NAMED;
+			open_state(d, o, OPEN_NAMED);
 		return;
 	}
 	o = calloc(1, sizeof(*o));
@@ -287,12 +311,16 @@ open_bind(struct dirty *d, uint8_t dir, uint64_t id, const char *path)
 		o->path = strdup(path);
 	if (o == NULL || (path != NULL && o->path == NULL) ||
 	    (o->hash = id_hash(dir, id), o->dir = dir, o->file_id = id, o->refs = 1, o->srefs = 1,
-	     o->name_state = path != NULL ? OPEN_NAMED : OPEN_LOST, !table_add(&d->open, o))) {
+	     o->obj_dev = op->obj_dev, o->obj_ino = op->obj_ino, !table_add(&d->open, o))) {
 		if (o != NULL)
 			dent_free(o);
 		/* a later write to it could not be placed */
 		distrust_locked(d, "out of memory");
+		return;
 	}
+	o->name_state = OPEN_NAMED;
+	if (path == NULL)
+		open_state(d, o, OPEN_LOST);
 }
 
 static void
@@ -301,6 +329,7 @@ open_release(struct dirty *d, uint8_t dir, uint64_t id)
 	struct dent *o = open_find(d, dir, id);
 
 	if (o != NULL && --o->refs == 0) {
+		open_state(d, o, OPEN_NAMED); /* (n_lost) */
 		table_del(&d->open, o);
 		dent_free(o);
 	}
@@ -328,13 +357,13 @@ open_victim(struct dirty *d, uint8_t dir, const struct shim_op *op, const char *
 	struct dent *o;
 
 	if (op->victim_id == 0 || (o = open_find(d, dir, op->victim_id)) == NULL ||
-	    o->name_state != OPEN_NAMED)
+	    o->name_state == OPEN_NAMELESS)
 		return;
 	if (op->victim_last) {
-		o->name_state = OPEN_NAMELESS;
-	} else if (o->path != NULL && strcmp(o->path, gone) == 0) {
+		open_state(d, o, OPEN_NAMELESS);
+	} else if (o->name_state == OPEN_NAMED && o->path != NULL && strcmp(o->path, gone) == 0) {
 		/* still linked under a name this set never saw */
-		o->name_state = OPEN_LOST;
+		open_state(d, o, OPEN_LOST);
 		distrust_locked(d, "an open file lost the name it was opened by");
 	}
 }
@@ -449,7 +478,7 @@ dirty_op(struct dirty *d, uint8_t dir, const struct shim_op *op, bool mark)
 		return; /* (every write of a linked pair passes here: no lock for nothing) */
 	pthread_mutex_lock(&d->mu);
 	if ((op->type == SHIM_OP_OPEN || op->type == SHIM_OP_CREATE) && op->file_id != 0) {
-		open_bind(d, dir, op->file_id, op->path);
+		open_bind(d, dir, op);
 	} else if (op->type == SHIM_OP_RELEASE) {
 		struct dent *o = open_find(d, dir, op->file_id);
 
@@ -532,7 +561,7 @@ dirty_set_roots(struct dirty *d, const int *root_fds, size_t n)
 	d->roots = root_fds;
 	d->n_roots = n;
 	if (root_fds == NULL) /* unmounted: no file is open any more */
-		table_clear(&d->open);
+		open_clear(d);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -644,6 +673,46 @@ dirty_in_changed_dir(struct dirty *d, uint8_t dir, const char *path)
 	pthread_mutex_unlock(&d->mu);
 	free(parent);
 	return in;
+}
+
+bool
+dirty_open_lost(struct dirty *d, uint64_t dev, uint64_t ino)
+{
+	bool found = false;
+
+	if (d == NULL || atomic_load(&d->n_lost) == 0)
+		return false;
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->open.n_b && !found; i++)
+		for (struct dent *o = d->open.b[i]; o != NULL && !found; o = o->next)
+			found = o->name_state == OPEN_LOST && o->srefs > 0 &&
+			        (ino == 0 || (o->obj_ino == ino && o->obj_dev == dev));
+	pthread_mutex_unlock(&d->mu);
+	return found;
+}
+
+unsigned
+dirty_open_found(struct dirty *d, uint8_t dir, uint64_t dev, uint64_t ino, const char *path)
+{
+	unsigned n = 0;
+
+	if (d == NULL || atomic_load(&d->n_lost) == 0 || ino == 0)
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->open.n_b; i++)
+		for (struct dent *o = d->open.b[i]; o != NULL; o = o->next) {
+			char *p;
+
+			if (o->dir != dir || o->name_state != OPEN_LOST || o->obj_ino != ino ||
+			    o->obj_dev != dev || (p = strdup(path)) == NULL)
+				continue;
+			free(o->path);
+			o->path = p;
+			open_state(d, o, OPEN_NAMED);
+			n++;
+		}
+	pthread_mutex_unlock(&d->mu);
+	return n;
 }
 
 void

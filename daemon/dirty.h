@@ -106,6 +106,18 @@ void dirty_each(struct dirty *d, dirty_each_fn fn, void *arg);
 typedef void (*dirty_open_fn)(void *arg, uint8_t dir, uint64_t file_id, const char *path,
                               unsigned opens);
 void dirty_each_open(struct dirty *d, dirty_open_fn fn, void *arg);
+
+/* Is a file open whose name the set lost track of (see dirty_each_open) the
+ * file (dev, ino) of the real directory (ino 0: is there any)? Cheap when
+ * there is none: the resync's walk asks it of every regular file. */
+bool dirty_open_lost(struct dirty *d, uint64_t dev, uint64_t ino);
+
+/* The walk found file (dev, ino) of the real directory dir under path, at the
+ * present point of the op stream (the caller holds the shim's name lock and
+ * the engine's): the open files it is become named by path again. Returns
+ * how many; they are listed by dirty_each_open() from now on. */
+unsigned dirty_open_found(struct dirty *d, uint8_t dir, uint64_t dev, uint64_t ino,
+                          const char *path);
 /* Set the base and trust of the set without emptying it (a set read back
  * from the pre-write log). */
 void dirty_set_base(struct dirty *d, uint64_t base_seq, uint64_t base_id, bool trusted);

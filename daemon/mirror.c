@@ -234,6 +234,17 @@ rs_hashes_cb(void *ctx, uint64_t req_seq, uint32_t block_size, uint32_t n, const
 		(void)peer_send(m->peer, &msg);
 }
 
+/* Resync thread: the name lock of directory dir's shim (resync_opts). The
+ * shims outlive the resync (mirror_stop joins it first). */
+static void
+resync_ns_hold(void *ctx, uint8_t dir, bool hold)
+{
+	struct mirror *mi = ctx;
+
+	if (dir < mi->n_dirs && mi->dirs[dir].shim != NULL)
+		shim_ns_hold(mi->dirs[dir].shim, hold);
+}
+
 /* Primary: the resync thread finished. */
 static void
 resync_done_cb(void *ctx, bool ok, const char *why)
@@ -648,9 +659,23 @@ cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len
 	if (cluster_hello_split(m, h->generation, why, why_len))
 		return PROTO_REFUSE_DATA;
 	/* the same decision on both sides, from the two HELLOs */
-	if (mi->repl != NULL)
+	if (mi->repl != NULL) {
 		mi->need_resync = repl_check_pairing(mi->repl, h->last_seq, why, why_len) < 0 ||
 		                  !cluster_hello_gen_equal(m, h->generation);
+		/* Equal data, but the application holds open a file known here only
+		 * by a name since removed: nothing could bind it on the peer, and its
+		 * next write would fail there. A resync's walk finds its name
+		 * (resync.c, rename_lost()): pair again with a new generation. */
+		if (!mi->need_resync && repl_open_lost(mi->repl, 0, 0)) {
+			cluster_new_generation_for_resync(
+			        m, "an open file is known only by a name since removed");
+			(void)snprintf(
+			        why, why_len,
+			        "an open file is known here only by a name since removed: a "
+			        "resync must find its other name; pairing again with a resync");
+			return PROTO_REFUSE_DATA;
+		}
+	}
 	if (mi->apply != NULL) {
 		mi->need_resync = apply_failed(mi->apply) || apply_last_seq(mi->apply) != h->last_seq ||
 		                  !cluster_hello_gen_equal(m, h->generation);
@@ -678,6 +703,8 @@ start_resync(struct mrd *m)
 	 * checksums the target computes ahead of the one being sent (x4: a
 	 * hash answer is cheap to hold) */
 	struct resync_opts o = {
+		.ns_hold = resync_ns_hold,
+		.ns_ctx = mi,
 		.ahead = m->conf->rfs.nbrei * 4u,
 		.bw_kbytes_s = m->conf->rfs.reiallowedbw_kbps,
 		.block = m->conf->rfs.reiblocksize,

@@ -372,6 +372,19 @@ repl_rebind_locked(struct repl *r)
 	dirty_each_open(r->dirty, rebind_one, r);
 }
 
+bool
+repl_open_lost(struct repl *r, uint64_t dev, uint64_t ino)
+{
+	return dirty_open_lost(r->dirty, dev, ino);
+}
+
+void
+repl_open_found_locked(struct repl *r, uint8_t dir, uint64_t dev, uint64_t ino, const char *path)
+{
+	if (dirty_open_found(r->dirty, dir, dev, ino, path) > 0)
+		repl_rebind_locked(r);
+}
+
 uint64_t
 repl_rs_ns_changes(struct repl *r)
 {

@@ -113,6 +113,15 @@ uint64_t repl_rs_live_ops_locked(struct repl *r);
  * start of each resync pass (a name the pass had not yet made can be bound
  * now). */
 void repl_rebind_locked(struct repl *r);
+/* Is an open file whose name was lost (one of its hard links removed: see
+ * dirty_each_open) perhaps the file (dev, ino) (ino 0: is there any)? Any
+ * thread, cheap when none. */
+bool repl_open_lost(struct repl *r, uint64_t dev, uint64_t ino);
+/* With repl_rs_lock and the shim's name lock (shim_ns_hold) held: the file
+ * (dev, ino) is named path now. Open files known by a lost name of it are
+ * named path again and every open file is re-bound (repl_rebind_locked). */
+void repl_open_found_locked(struct repl *r, uint8_t dir, uint64_t dev, uint64_t ino,
+                            const char *path);
 /* The peer's copy matches again: clear the divergence. */
 void repl_resynced(struct repl *r);
 

@@ -116,6 +116,8 @@ struct resync {
 	struct dirty *dirty; /* borrowed: trusted set, or NULL (compare everything) */
 	unsigned ahead_max;  /* files hashed ahead, 1..RESYNC_AHEAD */
 	bool verify;         /* compare only (`mirrorctl verify`) */
+	void (*ns_hold)(void *ctx, uint8_t dir, bool hold); /* see resync_opts */
+	void *ns_ctx;
 	json_t *differ;      /* verify: [ {dir, path, blocks}... ] (mu) */
 	atomic_uint_fast64_t differ_files;
 	atomic_uint_fast64_t differ_bytes;
@@ -1025,6 +1027,30 @@ walk_file(struct resync *rs, uint8_t dir, const char *path)
 	return r;
 }
 
+/* The application holds a file open that lost the name it was opened by (a
+ * hard link removed: dirty.c's OPEN_LOST), and the walk met it under another
+ * name. Name it again, under the shim's name lock so that the name is the op
+ * stream's, and re-bind it: the ops through its descriptors then reach the
+ * target's copy, which the record just queued for this name made. Without
+ * this they would fail there, and no pass would end clean while it stays
+ * open. */
+static void
+rename_lost(struct resync *rs, uint8_t dir, const char *path, const struct stat *st)
+{
+	struct stat now;
+
+	if (rs->ns_hold == NULL)
+		return;
+	rs->ns_hold(rs->ns_ctx, dir, true);
+	repl_rs_lock(rs->r);
+	if (fstatat(rs->roots[dir], path, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_ino == st->st_ino && now.st_dev == st->st_dev)
+		repl_open_found_locked(rs->r, dir, (uint64_t)now.st_dev, (uint64_t)now.st_ino,
+		                       path);
+	repl_rs_unlock(rs->r);
+	rs->ns_hold(rs->ns_ctx, dir, false);
+}
+
 static void
 links_clear(struct resync *rs)
 {
@@ -1236,6 +1262,9 @@ pass_dir(struct resync *rs, uint8_t dir, const char *path, unsigned depth)
 			r = walk_file(rs, dir, child);
 		else if (!rs->verify)
 			r = pass_other(rs, dir, child);
+		if (r == 0 && S_ISREG(st.st_mode) && !rs->verify &&
+		    repl_open_lost(rs->r, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+			rename_lost(rs, dir, child, &st);
 	}
 	free(names);
 	{
@@ -1482,6 +1511,8 @@ resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs
 	}
 	rs->compress = opts->compress;
 	rs->verify = opts->verify;
+	rs->ns_hold = opts->ns_hold;
+	rs->ns_ctx = opts->ns_ctx;
 	rs->differ = json_array();
 	rs->start_ms = mr_now_ms();
 	MR_BUG_ON(pthread_mutex_init(&rs->mu, NULL) != 0);

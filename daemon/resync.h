@@ -42,6 +42,11 @@ struct resync_opts {
 	uint64_t bw_kbytes_s; /* cap on resync data sent, KB/s (<rfs reiallowedbw>); 0: none */
 	bool verify;          /* `mirrorctl verify`: compare only, change nothing (see
 	                       * resync.c), results in resync_status() under "verify" */
+	/* Hold or let go of the name lock of directory dir's shim (shim_ns_hold),
+	 * from the resync thread; NULL: open files whose name was lost are not
+	 * looked for (see rename_lost() in resync.c). */
+	void (*ns_hold)(void *ctx, uint8_t dir, bool hold);
+	void *ns_ctx;
 };
 int resync_start(uv_loop_t *loop, struct repl *r, const int *root_fds, size_t n_dirs,
                  struct dirty *dirty, const struct resync_opts *opts, resync_done_fn done,

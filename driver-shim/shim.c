@@ -366,6 +366,15 @@ shim_set_read_only(struct shim *s, bool read_only)
 }
 
 void
+shim_ns_hold(struct shim *s, bool hold)
+{
+	if (hold)
+		pthread_mutex_lock(&s->ns_lock);
+	else
+		pthread_mutex_unlock(&s->ns_lock);
+}
+
+void
 shim_set_epoch(struct shim *s, uint64_t epoch)
 {
 	if (epoch > atomic_load(&s->epoch))

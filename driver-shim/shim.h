@@ -83,6 +83,11 @@ struct shim;
 struct shim_op {
 	enum shim_op_type type;
 	uint64_t file_id;
+	/* OPEN and CREATE: the file's device and inode in the real directory,
+	 * so that the engine can find an open file again by another of its
+	 * names (0, 0: not known) */
+	uint64_t obj_dev;
+	uint64_t obj_ino;
 	char *path;
 	char *path2;
 	uint32_t flags;
@@ -188,6 +193,12 @@ int shim_mutating(struct shim *s);
  * and the previous epoch are counted. */
 void shim_set_epoch(struct shim *s, uint64_t epoch);
 int shim_epoch_busy(struct shim *s, uint64_t epoch);
+
+/* Hold (true) or let go of (false) the lock under which the shim changes a
+ * name in the real directory and hands the change to the engine: while it is
+ * held, every name there is where the op stream says. Not from a FUSE worker;
+ * the engine's submit must not wait for the holder. */
+void shim_ns_hold(struct shim *s, bool hold);
 
 /* Detach our FUSE mount on path if its daemon died (it answers ENOTCONN), so
  * that the directory under it can be reached and mounted again. Any thread. */

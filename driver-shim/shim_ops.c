@@ -1234,6 +1234,8 @@ sh_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	o->kind = R_OPEN;
 	o->fi = *fi;
 	o->fh = fh;
+	o->op.obj_dev = (uint64_t)in->dev;
+	o->op.obj_ino = (uint64_t)in->ino;
 	o->op.flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC));
 	o->op.path = shim_rel_path(s, in, NULL);
 	op_submit_unlock(s, o, &in->lock);
@@ -1287,6 +1289,8 @@ sh_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	o->fh = fh;
 	o->fi = *fi;
 	o->op.file_id = in->file_id;
+	o->op.obj_dev = (uint64_t)in->dev;
+	o->op.obj_ino = (uint64_t)in->ino;
 	o->op.path = shim_rel_path(s, dir, name);
 	o->op.flags = (uint32_t)(fi->flags &
 	                         (O_ACCMODE | O_TRUNC | O_EXCL | O_APPEND | O_SYNC | O_DSYNC));

@@ -19,10 +19,13 @@ sizes, contents, times) and checks from n1's log which kind of resync ran:
 - a primary running alone is SIGKILLed: its pre-write log still lists what it changed,
   so the returning secondary gets only those files;
 - a full resync of a large tree (1 GiB by default, MR_RESYNC_BIG_MIB) into an empty node
-  while a writer runs on the primary."""
+  while a writer runs on the primary;
+- files the application holds open across a re-pairing, renamed, replaced, unlinked, or
+  known only by a hard link other than the name they were opened by."""
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -537,6 +540,69 @@ class ResyncCases(tf.Failover):
         st_a = os.stat(os.path.join(self.real("n2"), "a"))
         st_b = os.stat(os.path.join(self.real("n2"), "b"))
         self.assertEqual((st_a.st_ino, st_a.st_nlink), (st_b.st_ino, 2))
+
+    def start_lost_holder(self, wait_signal=False):
+        """An application that makes a file with two hard links `a` and `b`, opens it by
+        `a`, unlinks `a` and writes through its descriptor (after SIGUSR1 if
+        wait_signal). The file lives on as `b`, a name the primary's table of open files
+        never saw."""
+        w = self.c.popen("n1", sys.executable, "-c",
+                         "import os, random, signal, sys, time\n"
+                         "J = lambda n: os.path.join(sys.argv[1], n)\n"
+                         "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+                         "with open(J('a'), 'wb') as f:\n"
+                         "    f.write(os.urandom(1 << 20))\n"
+                         "os.link(J('a'), J('b'))\n"
+                         "fd = os.open(J('a'), os.O_RDWR)\n"
+                         "os.unlink(J('a'))\n"
+                         "print('open', flush=True)\n"
+                         "if sys.argv[2] == '1':\n"
+                         "    signal.sigwait([signal.SIGUSR1])\n"
+                         "while True:\n"
+                         "    os.pwrite(fd, os.urandom(4096), random.randrange(256) * 4096)\n"
+                         "    time.sleep(0.001)\n", self.shared(), "1" if wait_signal else "0")
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open") or w.poll() is not None,
+                    30, what="a open")
+        self.assertIsNone(w.poll(), ht.read_text(w.err_path))
+        return w
+
+    def check_lost_holder_goes_on(self, w, off2):
+        self.check_holder_goes_on(w, off2)
+        self.assertFalse(os.path.lexists(os.path.join(self.real("n2"), "a")))
+        self.assertEqual(os.stat(os.path.join(self.real("n2"), "b")).st_nlink, 1)
+
+    def test_file_held_open_by_a_hard_link_name_since_unlinked(self):
+        """The application writes through a descriptor of `a`, since unlinked; the file
+        is still `b`. When the secondary returns, the resync's walk meets the file's
+        inode as `b` and binds the descriptor to it there, so its writes apply and the
+        resync converges (before, every write through it failed on the secondary and no
+        pass was clean)."""
+        self.pair_with(2, 64 * 1024)
+        w = self.start_lost_holder()
+        self.stop_second()
+        off2 = self.log_len("n2")
+        rc, out, err = self.c.ctl("n2", "start")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        self.check_lost_holder_goes_on(w, off2)
+
+    def test_file_held_open_by_a_removed_name_forces_a_resync(self):
+        """The same, but nothing is written while the secondary is away: the pairing
+        would need no resync, and the first write through the descriptor would then fail
+        on the secondary. The primary refuses that pairing once, with a new generation,
+        so the next one resyncs and finds `b`."""
+        self.pair_with(2, 64 * 1024)
+        w = self.start_lost_holder(wait_signal=True)
+        self.stop_second()
+        off1, off2 = self.log_len("n1"), self.log_len("n2")
+        rc, out, err = self.c.ctl("n2", "start")
+        self.assertEqual(rc, 0, out + err)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
+        w.send_signal(signal.SIGUSR1)
+        self.check_lost_holder_goes_on(w, off2)
+        self.assertIn("an open file is known only by a name since removed",
+                      self.log_from("n1", off1))
 
     def test_secondary_that_cannot_apply_an_op_waits_for_the_admin(self):
         """An op the secondary cannot apply (here: n1 makes a directory where n2's copy has

@@ -216,6 +216,61 @@ open_files_for_rebinding(void **state)
 	dirty_free(d);
 }
 
+/* An open file that lost the name it was opened by (one of its hard links)
+ * is found again by its inode under another name, and only by it. */
+static void
+open_file_found_by_its_inode(void **state)
+{
+	struct dirty *d = dirty_new(BS);
+	struct shim_op o;
+	struct opens l;
+
+	(void)state;
+	dirty_reset(d, 1, 7);
+	o = op(SHIM_OP_OPEN, 1, "a", NULL);
+	o.obj_dev = 8, o.obj_ino = 100;
+	dirty_op(d, 0, &o, false);
+	o = op(SHIM_OP_OPEN, 2, "c", NULL);
+	o.obj_dev = 8, o.obj_ino = 200;
+	dirty_op(d, 0, &o, false);
+	assert_false(dirty_open_lost(d, 8, 100)); /* named: nothing to look for */
+	assert_false(dirty_open_lost(d, 0, 0));
+	o = op(SHIM_OP_UNLINK, 0, "a", NULL); /* "b" remains, unknown to the set */
+	o.victim_id = 1, o.victim_last = false;
+	dirty_op(d, 0, &o, false);
+	assert_string_equal(list_open(d, &l), "0:2:c:1;");
+	assert_true(dirty_open_lost(d, 8, 100));
+	assert_true(dirty_open_lost(d, 0, 0));
+	assert_false(dirty_open_lost(d, 8, 200));
+	assert_false(dirty_open_lost(d, 9, 100)); /* same inode number, another fs */
+	assert_int_equal(dirty_open_found(d, 1, 8, 100, "b"), 0); /* another directory */
+	assert_int_equal(dirty_open_found(d, 0, 8, 200, "b"), 0);
+	assert_int_equal(dirty_open_found(d, 0, 8, 100, "b"), 1);
+	assert_string_equal(list_open(d, &l), "0:1:b:1;0:2:c:1;");
+	assert_false(dirty_open_lost(d, 8, 100));
+	/* lost again, then its last name goes: open with no name, nothing to find */
+	o = op(SHIM_OP_RENAME, 0, "x", "b");
+	o.victim_id = 1, o.victim_last = false;
+	dirty_op(d, 0, &o, false);
+	assert_true(dirty_open_lost(d, 8, 100));
+	o = op(SHIM_OP_UNLINK, 0, "y", NULL);
+	o.victim_id = 1, o.victim_last = true;
+	dirty_op(d, 0, &o, false);
+	assert_false(dirty_open_lost(d, 8, 100));
+	assert_string_equal(list_open(d, &l), "0:1:(none):1;0:2:c:1;");
+	/* closed while lost: forgotten */
+	o = op(SHIM_OP_RENAME, 0, "z", "c");
+	o.victim_id = 2, o.victim_last = false;
+	dirty_op(d, 0, &o, false);
+	assert_true(dirty_open_lost(d, 8, 200));
+	o = op(SHIM_OP_RELEASE, 2, NULL, NULL);
+	dirty_op(d, 0, &o, false);
+	dirty_done(d, 0, &o);
+	assert_false(dirty_open_lost(d, 8, 200));
+	assert_int_equal(dirty_open_found(d, 0, 8, 200, "z"), 0);
+	dirty_free(d);
+}
+
 static void
 renames(void **state)
 {
@@ -332,6 +387,7 @@ main(void)
 		cmocka_unit_test(marks_blocks_through_file_ids),
 		cmocka_unit_test(renames),
 		cmocka_unit_test(open_files_for_rebinding),
+		cmocka_unit_test(open_file_found_by_its_inode),
 		cmocka_unit_test(save_and_load),
 	};
 
