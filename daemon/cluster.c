@@ -45,6 +45,7 @@
 
 #define CLUSTER_QUEUE_MAX      32
 #define CLUSTER_POLL_MS        10u
+#define CLUSTER_REJOIN_MS      10000u /* a failed secondary's first automatic rejoin */
 #define CLUSTER_CHECK_MS       500u
 #define CLUSTER_DRAIN_MS       30000u
 #define CLUSTER_HANDOVER_MS    30000u
@@ -85,7 +86,8 @@ struct cluster {
 	size_t n_nets;
 	bool intf_ok;
 	bool res_ok;         /* no resource of a wait rule is down (monitor.c) */
-	bool rejoin_blocked; /* applying failed: no automatic rejoin */
+	bool rejoin_blocked; /* applying failed: no rejoin until rejoin_timer or the admin */
+	unsigned rejoins;    /* automatic rejoins since the last admin command (backoff) */
 	struct monitor *mon; /* <errd> and <check>: tcp, custom */
 	char cgroup_dir[4200];   /* the scripts run in this cgroup v2 ("": none) */
 	char cgroup_procs[4300];
@@ -121,6 +123,7 @@ struct cluster {
 	uv_timer_t start_timer;
 	uv_timer_t poll_timer;
 	uv_timer_t check_timer;
+	uv_timer_t rejoin_timer;  /* a failed secondary's automatic rejoin */
 	uv_async_t publish_async; /* cluster__diverged (any thread) -> publish (loop) */
 	int pending_closes;
 	bool stopping;
@@ -1515,24 +1518,61 @@ cluster_link(struct mrd *m, bool up)
 	}
 }
 
+/* A failed secondary's automatic rejoin is due (cluster_apply_failed). */
+static void
+rejoin_timer_cb(uv_timer_t *t)
+{
+	struct cluster *c = t->data;
+
+	if (!c->rejoin_blocked || c->m->state != MRD_WAIT)
+		return; /* the admin acted meanwhile */
+	c->rejoin_blocked = false;
+	log_notice("cluster: rejoining the primary on its own after the failure to apply, with "
+	           "a resync from the primary");
+	run_event(c, FSM_EV_PEER);
+}
+
 void
 cluster_apply_failed(struct mrd *m, const char *why)
 {
 	struct cluster *c = cl(m);
+	const struct conf_service *sv;
 
 	if (c == NULL)
 		return;
+	sv = &m->conf->service;
 	mark_stale(c);
 	/* our copy no longer follows the primary's ops: nothing known about it */
 	c->exact = false;
 	c->listable = false;
 	dirty_distrust(m->dirty, "an op of the primary failed to apply here");
 	c->rejoin_blocked = true;
-	(void)snprintf(m->message, sizeof(m->message),
-	               "secondary diverged (%s): a resync from the primary is needed", why);
-	log_err("cluster: this secondary no longer follows the primary and does not rejoin on "
-	        "its own (a failure that would come back would loop); `mirrorctl second` on it "
-	        "resyncs it from the primary");
+	if (!loop_count(c)) {
+		/* The resync from the primary overwrites what made the op fail here
+		 * (a file put in the copy behind our back) or meets the same cause
+		 * again (a full disk): rejoin on our own, after a delay that doubles
+		 * with each rejoin counted by maxloop, and stop trying past it. */
+		uint64_t ms = CLUSTER_REJOIN_MS << (c->rejoins < 5 ? c->rejoins : 5);
+
+		c->rejoins++;
+
+		(void)uv_timer_start(&c->rejoin_timer, rejoin_timer_cb, ms, 0);
+		(void)snprintf(c->fail_detail, sizeof(c->fail_detail),
+		               "diverged (%.80s); rejoins on its own in %" PRIu64 " s", why,
+		               ms / 1000u);
+		log_err("cluster: this secondary no longer follows the primary; it rejoins on its "
+		        "own in %" PRIu64 " s with a resync from the primary (rejoin %zu of "
+		        "maxloop=%u within loop_interval); `mirrorctl second` on it does it now",
+		        ms / 1000u, c->n_loops, sv->maxloop);
+	} else {
+		(void)snprintf(c->fail_detail, sizeof(c->fail_detail),
+		               "diverged again (%.80s); no automatic rejoin past maxloop", why);
+		log_err("cluster: this secondary no longer follows the primary and does not rejoin "
+		        "on its own: it failed again after %u automatic rejoins within "
+		        "loop_interval (maxloop); `mirrorctl second` on it resyncs it from the "
+		        "primary",
+		        sv->maxloop);
+	}
 	run_event(c, FSM_EV_FAILED);
 }
 
@@ -1779,6 +1819,7 @@ cluster_command(struct mrd *m, enum fsm_event ev, char *msg, size_t msg_len)
 		         "peer holds");
 	log_notice("fsm: command=%s accepted", fsm_event_name(ev));
 	c->n_loops = 0; /* an admin command resets maxloop */
+	c->rejoins = 0;
 	if (ev == FSM_EV_SECOND || ev == FSM_EV_PRIM || ev == FSM_EV_PRIM_FORCE)
 		c->rejoin_blocked = false;
 	if (ev == FSM_EV_SECOND && v.peer_heard &&
@@ -1983,8 +2024,9 @@ cluster_start(struct mrd *m, enum fsm_event initial)
 	MR_BUG_ON(uv_timer_init(m->loop, &c->start_timer) != 0);
 	MR_BUG_ON(uv_timer_init(m->loop, &c->poll_timer) != 0);
 	MR_BUG_ON(uv_timer_init(m->loop, &c->check_timer) != 0);
+	MR_BUG_ON(uv_timer_init(m->loop, &c->rejoin_timer) != 0);
 	MR_BUG_ON(uv_async_init(m->loop, &c->publish_async, publish_async_cb) != 0);
-	c->start_timer.data = c->poll_timer.data = c->check_timer.data = c;
+	c->start_timer.data = c->poll_timer.data = c->check_timer.data = c->rejoin_timer.data = c;
 	c->publish_async.data = c;
 
 	r = vip_new(m->loop, &m->conf->vip, &c->vip, err, sizeof(err));
@@ -2055,10 +2097,11 @@ err_handles:
 	c->mon_env = NULL;
 	mr_free(&c->loops);
 	vip_free(c->vip);
-	c->pending_closes = 4;
+	c->pending_closes = 5;
 	uv_close((uv_handle_t *)&c->start_timer, close_cb);
 	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
 	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+	uv_close((uv_handle_t *)&c->rejoin_timer, close_cb);
 	uv_close((uv_handle_t *)&c->publish_async, close_cb);
 	return r;
 err:
@@ -2107,9 +2150,10 @@ cluster_stop(struct mrd *m)
 		           "until the module is stopped (mirrorctl stop)");
 	vip_free(c->vip);
 	c->vip = NULL;
-	c->pending_closes = 4 + (c->witness_pending ? 1 : 0);
+	c->pending_closes = 5 + (c->witness_pending ? 1 : 0);
 	uv_close((uv_handle_t *)&c->start_timer, close_cb);
 	uv_close((uv_handle_t *)&c->poll_timer, close_cb);
 	uv_close((uv_handle_t *)&c->check_timer, close_cb);
+	uv_close((uv_handle_t *)&c->rejoin_timer, close_cb);
 	uv_close((uv_handle_t *)&c->publish_async, close_cb);
 }

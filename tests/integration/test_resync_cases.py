@@ -604,12 +604,10 @@ class ResyncCases(tf.Failover):
         self.assertIn("an open file is known only by a name since removed",
                       self.log_from("n1", off1))
 
-    def test_secondary_that_cannot_apply_an_op_waits_for_the_admin(self):
-        """An op the secondary cannot apply (here: n1 makes a directory where n2's copy has
-        a file, put there behind its back) fails the secondary: the link drops, n1 goes on
-        alone, and n2 waits without rejoining on its own, saying what to do. `mirrorctl
-        second` on it then resyncs it from the primary."""
-        c = self.c
+    def fail_second_by_a_blocker(self):
+        """An op the secondary cannot apply: n1 makes a directory where n2's copy has a
+        file, put there behind its back. n2 fails and the link drops; n1 goes on alone.
+        Returns the offset of n2's log before."""
         self.pair_with(2, 64 * 1024)
         with open(os.path.join(self.real("n2"), "blocker"), "wb") as f:
             f.write(b"behind its back")
@@ -617,12 +615,38 @@ class ResyncCases(tf.Failover):
         mkdir = "import os, sys\nos.mkdir(os.path.join(sys.argv[1], 'blocker'))\n"
         self.run_py("n1", mkdir, self.shared())
         self.wait_states({"n1": ("ALONE", "Ready"), "n2": ("WAIT", "NotReady")}, 30)
+        self.assertIn("File exists", self.log_from("n2", off2))
+        return off2
+
+    def test_secondary_that_cannot_apply_an_op_rejoins_on_its_own(self):
+        """The failed secondary says when it will rejoin and how to do it now; after the
+        delay it rejoins on its own with a resync from the primary, which replaces what
+        made the op fail, and the pair is back without the admin."""
+        off2 = self.fail_second_by_a_blocker()
         st = self.st("n2")
+        self.assertIn("rejoins on its own in 10 s", st["message"], st)
         self.assertIn("mirrorctl second", st["message"], st)
+        self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
         log = self.log_from("n2", off2)
-        self.assertIn("File exists", log)
-        self.assertIn("mirrorctl second", log)
-        rc, out, err = c.ctl("n2", "second")
+        self.assertIn("rejoin 1 of maxloop=3", log)
+        self.assertIn("rejoining the primary on its own", log)
+        self.assert_identical()
+        self.assertTrue(os.path.isdir(os.path.join(self.real("n2"), "blocker")))
+
+    def test_secondary_that_fails_past_maxloop_waits_for_the_admin(self):
+        """With maxloop="0" no automatic rejoin is allowed: the failed secondary waits,
+        saying so, and `mirrorctl second` on it resyncs it from the primary."""
+        self.open_cluster(tf.CONFIG.replace('<service ', '<service maxloop="0" ', 1))
+        off2 = self.fail_second_by_a_blocker()
+        st = self.st("n2")
+        self.assertIn("no automatic rejoin past maxloop", st["message"], st)
+        self.assertIn("mirrorctl second", self.log_from("n2", off2))
+        # it does not rejoin on its own: still waiting past the first automatic delay
+        end = time.monotonic() + 12
+        while time.monotonic() < end:
+            self.assertEqual(self.st("n2")["state"], "WAIT")
+            time.sleep(0.5)
+        rc, out, err = self.c.ctl("n2", "second")
         self.assertEqual(rc, 0, out + err)
         self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
         self.assert_identical()

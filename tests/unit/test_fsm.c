@@ -176,7 +176,8 @@ start_and_election(void **state)
 	assert_int_equal(r->next, MRD_SECOND);
 	assert_int_equal(r->next_ready, MRD_READY);
 
-	/* a node whose apply failed does not rejoin on its own; `second` does */
+	/* a node whose apply failed does not rejoin while blocked (until the
+	 * cluster's rejoin timer, bounded by maxloop); `second` does */
 	v.rejoin_blocked = true;
 	assert_null(look(MRD_WAIT, MRD_NOTREADY, FSM_EV_PEER, &v));
 	assert_int_equal(look(MRD_WAIT, MRD_NOTREADY, FSM_EV_SECOND, &v)->next, MRD_SECOND);
