@@ -1555,7 +1555,6 @@ cluster_apply_failed(struct mrd *m, const char *why)
 		uint64_t ms = CLUSTER_REJOIN_MS << (c->rejoins < 5 ? c->rejoins : 5);
 
 		c->rejoins++;
-
 		(void)uv_timer_start(&c->rejoin_timer, rejoin_timer_cb, ms, 0);
 		(void)snprintf(c->fail_detail, sizeof(c->fail_detail),
 		               "diverged (%.80s); rejoins on its own in %" PRIu64 " s", why,
@@ -1566,11 +1565,10 @@ cluster_apply_failed(struct mrd *m, const char *why)
 		        ms / 1000u, c->n_loops, sv->maxloop);
 	} else {
 		(void)snprintf(c->fail_detail, sizeof(c->fail_detail),
-		               "diverged again (%.80s); no automatic rejoin past maxloop", why);
+		               "diverged (%.80s); no automatic rejoin past maxloop", why);
 		log_err("cluster: this secondary no longer follows the primary and does not rejoin "
-		        "on its own: it failed again after %u automatic rejoins within "
-		        "loop_interval (maxloop); `mirrorctl second` on it resyncs it from the "
-		        "primary",
+		        "on its own: maxloop=%u automatic rejoins within loop_interval are used up; "
+		        "`mirrorctl second` on it resyncs it from the primary",
 		        sv->maxloop);
 	}
 	run_event(c, FSM_EV_FAILED);
