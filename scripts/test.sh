@@ -33,10 +33,10 @@ if ! { cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=ON -DMR_TSAN=O
 	exit 1
 fi
 rm -f "$tsan.build.log"
-echo "test.sh: unit, shim and replication tests under ThreadSanitizer"
+echo "test.sh: unit, shim, replication, failover, resync and open-file resync tests under ThreadSanitizer"
 if ! TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
 	ctest --test-dir "$tsan" --output-on-failure --timeout 600 \
-	-R '^unit\.|^integration\.(shim_(api|stress)|replication|failover|resync)$' >"$tsan.ctest.log" 2>&1; then
+	-R '^unit\.|^integration\.(shim_(api|stress)|replication|failover|resync|resync_open_files)$' >"$tsan.ctest.log" 2>&1; then
 	cat "$tsan.ctest.log"
 	echo "test.sh: ThreadSanitizer run failed" >&2
 	exit 1
