@@ -506,6 +506,51 @@ class ResyncCases(tf.Failover):
         self.assertGreaterEqual(self.field(line, "passes"), 2, line)
         self.assertLess(self.field(line, "sent_bytes"), 40 << 20, line)
 
+    def test_file_grown_by_the_survivor_during_the_first_pass(self):
+        """The survivor's application made a file while alone and keeps appending to it
+        while the old primary returns. The first pass cannot apply those appends (the
+        returning node does not have the file yet), and they lie past the blocks written
+        while alone: the next pass must cover them. It does because a file created while
+        alone counts as marked from its start (mark_trunc(0)), so a later pass compares
+        it rather than sending only marked blocks; this test keeps it so."""
+        c = self.c
+        self.pair_with(2, 64 * 1024)
+        self.wait_checkpoint()
+        c.kill_node("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
+        self.wait_states({"n2": ("ALONE", "Ready")}, 30)
+        self.run_py("n2", "import os, sys\n"
+                    "with open(os.path.join(sys.argv[1], 'alone.bin'), 'wb') as f:\n"
+                    "    f.write(os.urandom(32 << 20))\n", self.shared("n2"))
+        w = c.popen("n2", sys.executable, "-c",
+                    "import os, signal, sys\n"
+                    "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+                    "fd = os.open(os.path.join(sys.argv[1], 'grow.log'),\n"
+                    "             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)\n"
+                    "os.write(fd, os.urandom(65536))\n"
+                    "print('open', flush=True)\n"
+                    "signal.sigwait([signal.SIGUSR1])\n"
+                    "while True:\n"
+                    "    os.write(fd, os.urandom(65536))\n", self.shared("n2"))
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open") or w.poll() is not None,
+                    30, what="grow.log open")
+        self.assertIsNone(w.poll(), ht.read_text(w.err_path))
+        c.link_up("n1")
+        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
+        off2 = self.log_len("n2")
+        c.start_daemon("n1")
+        ht.wait_for(lambda: "resync: started" in self.log_from("n2", off2), 60,
+                    what="the resync started")
+        w.send_signal(signal.SIGUSR1)
+        self.wait_states({"n1": ("SECOND", "Ready"), "n2": ("PRIM", "Ready")}, 120)
+        w.kill()
+        w.wait(10)
+        line = self.resync_line(self.log_from("n2", off2))
+        ht.log(line)
+        self.assertGreaterEqual(self.field(line, "passes"), 2, line)
+        self.assert_identical(prim="n2", sec="n1")
+
     def test_file_held_open_through_a_name_the_resync_makes_a_hard_link(self):
         """n2's `b` is a file of its own; on n1 `b` became a hard link of `a`, which the
         application holds open through `b` and writes. The resync binds `b` to n2's old
