@@ -360,6 +360,21 @@ out_cluster(FILE *f, const json_t *r)
 	}
 }
 
+/* "rejoin:  on its own in 8.2 s (automatic rejoin 1)" while one is scheduled. */
+static void
+out_rejoin(FILE *f, const json_t *rj)
+{
+	const json_t *in = json_object_get(rj, "in_ms");
+
+	if (!json_is_true(json_object_get(rj, "scheduled")) || !json_is_integer(in))
+		return;
+	label(f, "rejoin:");
+	fprintf(f,
+	        "on its own in %.1f s (automatic rejoin %" JSON_INTEGER_FORMAT
+	        "; `mirrorctl second` does it now)\n",
+	        (double)json_integer_value(in) / 1000.0,
+	        json_integer_value(json_object_get(rj, "count")));
+}
 
 void
 out_status(FILE *f, const json_t *r)
@@ -408,6 +423,7 @@ out_status(FILE *f, const json_t *r)
 		label(f, "message:");
 		fprintf(f, "%s\n", msg);
 	}
+	out_rejoin(f, json_object_get(r, "rejoin"));
 }
 
 /* The one line of `mirrorctl state`; the exit code is the caller's job. */

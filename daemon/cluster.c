@@ -1879,6 +1879,13 @@ cluster_status(struct mrd *m, json_t *result)
 	                    json_pack("{s:I,s:i,s:I}", "count", (json_int_t)c->n_loops, "max",
 	                              (int)m->conf->service.maxloop, "interval_s",
 	                              (json_int_t)(m->conf->service.loop_interval_ms / 1000)));
+	/* a failed secondary's automatic rejoin: when, and how many so far */
+	json_object_set_new(result, "rejoin",
+	                    json_pack("{s:b,s:b,s:I,s:i}", "blocked", c->rejoin_blocked,
+	                              "scheduled",
+	                              uv_is_active((uv_handle_t *)&c->rejoin_timer) != 0, "in_ms",
+	                              (json_int_t)uv_timer_get_due_in(&c->rejoin_timer), "count",
+	                              (int)c->rejoins));
 	p = json_object();
 	json_object_set_new(p, "name", json_string(m->conf->nodes[m->peer_idx]));
 	json_object_set_new(p, "heard", json_boolean(c->peer_heard));

@@ -671,6 +671,11 @@ class ResyncCases(tf.Failover):
         st = self.st("n2")
         self.assertIn("rejoins on its own in 10 s", st["message"], st)
         self.assertIn("mirrorctl second", st["message"], st)
+        self.assertTrue(st["rejoin"]["blocked"] and st["rejoin"]["scheduled"], st)
+        self.assertLessEqual(st["rejoin"]["in_ms"], 10000, st)
+        self.assertEqual(st["rejoin"]["count"], 1, st)
+        rc, out, err = self.c.ctl("n2", "status")
+        self.assertRegex(out, r"rejoin: +on its own in \d+\.\d s \(automatic rejoin 1;", out)
         self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
         log = self.log_from("n2", off2)
         self.assertIn("rejoin 1 of maxloop=3", log)
@@ -685,6 +690,8 @@ class ResyncCases(tf.Failover):
         off2 = self.fail_second_by_a_blocker()
         st = self.st("n2")
         self.assertIn("no automatic rejoin past maxloop", st["message"], st)
+        self.assertTrue(st["rejoin"]["blocked"], st)
+        self.assertFalse(st["rejoin"]["scheduled"], st)
         self.assertIn("mirrorctl second", self.log_from("n2", off2))
         # it does not rejoin on its own: still waiting past the first automatic delay
         end = time.monotonic() + 12
