@@ -478,10 +478,10 @@ class ResyncCases(tf.Failover):
         self.wait_states({"n1": ("PRIM", "Ready"), "n2": ("SECOND", "Ready")}, 60)
         self.check_holder_goes_on(w, off2)
 
-    def test_files_held_open_by_the_survivor_when_the_old_primary_returns(self):
-        """The product's main case: the primary dies, the application restarts on the
-        survivor and holds its files open; the old primary returns and resyncs while
-        those descriptors keep writing, and the pair converges."""
+    def n2_alone_after_a_crash_of_n1(self):
+        """Pair, SIGKILL n1 and cut its link: n2 runs alone and writes 32 MiB (a first
+        resync pass long enough for the application to write during it). n1's link is
+        left down; c.link_up("n1") and the xl link bring it back."""
         c = self.c
         self.pair_with(2, 64 * 1024)
         self.wait_checkpoint()
@@ -491,6 +491,13 @@ class ResyncCases(tf.Failover):
         self.run_py("n2", "import os, sys\n"
                     "with open(os.path.join(sys.argv[1], 'alone.bin'), 'wb') as f:\n"
                     "    f.write(os.urandom(32 << 20))\n", self.shared("n2"))
+
+    def test_files_held_open_by_the_survivor_when_the_old_primary_returns(self):
+        """The product's main case: the primary dies, the application restarts on the
+        survivor and holds its files open; the old primary returns and resyncs while
+        those descriptors keep writing, and the pair converges."""
+        c = self.c
+        self.n2_alone_after_a_crash_of_n1()
         w = self.start_holder("n2")
         c.link_up("n1")
         ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "up"])
@@ -514,14 +521,7 @@ class ResyncCases(tf.Failover):
         alone counts as marked from its start (mark_trunc(0)), so a later pass compares
         it rather than sending only marked blocks; this test keeps it so."""
         c = self.c
-        self.pair_with(2, 64 * 1024)
-        self.wait_checkpoint()
-        c.kill_node("n1")
-        ht.run(["ip", "-n", c.netns_of("n1"), "link", "set", "xl", "down"])
-        self.wait_states({"n2": ("ALONE", "Ready")}, 30)
-        self.run_py("n2", "import os, sys\n"
-                    "with open(os.path.join(sys.argv[1], 'alone.bin'), 'wb') as f:\n"
-                    "    f.write(os.urandom(32 << 20))\n", self.shared("n2"))
+        self.n2_alone_after_a_crash_of_n1()
         w = c.popen("n2", sys.executable, "-c",
                     "import os, signal, sys\n"
                     "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
