@@ -673,7 +673,7 @@ cb_check_hello(void *ctx, const struct proto_hello *h, char *why, size_t why_len
 			        why, why_len,
 			        "an open file is known here only by a name since removed: a "
 			        "resync must find its other name; pairing again with a resync");
-			return PROTO_REFUSE_DATA;
+			return PROTO_REFUSE_RESYNC;
 		}
 	}
 	if (mi->apply != NULL) {

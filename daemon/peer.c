@@ -467,7 +467,15 @@ conn_send(struct peer_conn *c, const struct proto_msg *msg)
 	return 0;
 }
 
-/* Send REFUSE (logged at err here; the peer logs its text) and drop. */
+/* How a REFUSE is logged on both sides: PROTO_REFUSE_RESYNC is part of the
+ * normal course (the next pairing resyncs), every other code needs the admin. */
+static enum log_level
+refuse_level(uint16_t code)
+{
+	return code == PROTO_REFUSE_RESYNC ? LOG_LVL_NOTICE : LOG_LVL_ERR;
+}
+
+/* Send REFUSE (logged here; the peer logs its text) and drop. */
 static void
 conn_refuse(struct peer_conn *c, uint16_t code, const char *text)
 {
@@ -478,7 +486,7 @@ conn_refuse(struct peer_conn *c, uint16_t code, const char *text)
 	(void)snprintf(who, sizeof(who), "peer=%s addr=%s code=%u", c->p->peer_name, c->addr,
 	               (unsigned)code);
 	c->logged = true;
-	fail_log(c->p, LOG_LVL_ERR, "refusing link", who, "%s", text);
+	fail_log(c->p, refuse_level(code), "refusing link", who, "%s", text);
 	msg.u.refuse.code = code;
 	msg.u.refuse.text.p = text;
 	msg.u.refuse.text.len = (uint16_t)(len < PROTO_MAX_STR - 1 ? len : PROTO_MAX_STR - 1);
@@ -630,8 +638,8 @@ dispatch(struct peer_conn *c, uint16_t type, const uint8_t *payload, uint32_t le
 		(void)snprintf(who, sizeof(who), "peer=%s addr=%s code=%u", p->peer_name, c->addr,
 		               (unsigned)msg.u.refuse.code);
 		c->logged = true;
-		fail_log(p, LOG_LVL_ERR, "refused by peer", who, "%.*s", (int)msg.u.refuse.text.len,
-		         msg.u.refuse.text.p);
+		fail_log(p, refuse_level(msg.u.refuse.code), "refused by peer", who, "%.*s",
+		         (int)msg.u.refuse.text.len, msg.u.refuse.text.p);
 		if (c->state == CONN_UP && p->cbs->on_msg != NULL)
 			p->cbs->on_msg(p->ctx, &msg);
 		conn_drop(c, why, false);

@@ -96,6 +96,8 @@ enum proto_refuse_code {
 	PROTO_REFUSE_NODE = 4,    /* unexpected node name */
 	PROTO_REFUSE_ROLE = 5,    /* roles do not fit (two primaries...) */
 	PROTO_REFUSE_DATA = 6,    /* data generations do not allow pairing */
+	PROTO_REFUSE_RESYNC = 7,  /* not an error: the next pairing must resync (the
+	                           * sender made sure it will); pair again now */
 };
 
 /* A counted string inside a frame: not NUL-terminated. */

@@ -648,6 +648,11 @@ class ResyncCases(tf.Failover):
         self.check_lost_holder_goes_on(w, off2)
         self.assertIn("an open file is known only by a name since removed",
                       self.log_from("n1", off1))
+        # a refusal in the normal course, not an error (REFUSE code 7)
+        self.assertRegex(self.log_from("n1", off1),
+                         r"notice +peer: refusing link peer=n2 addr=\S+ code=7 ")
+        self.assertRegex(self.log_from("n2", off2),
+                         r"notice +peer: refused by peer peer=n1 addr=\S+ code=7 ")
 
     def fail_second_by_a_blocker(self):
         """An op the secondary cannot apply: n1 makes a directory where n2's copy has a
