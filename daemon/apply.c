@@ -31,6 +31,7 @@
 #include <xxhash.h>
 #include <zlib.h>
 
+#include "dio.h"
 #include "err.h"
 #include "log.h"
 #include "shim.h"
@@ -68,28 +69,14 @@ struct fmap_ent {
 	unsigned refs; /* OPEN/CREATE minus RELEASE of this file id */
 };
 
-/*
- * Large aligned RS_DATA chunks can be written through the page cache or with
- * O_DIRECT. Which is faster depends on the machine: on a VM whose memory is
- * backed lazily, filling fresh page-cache pages costs more than the disk
- * (measured here: 1.67 s per GiB buffered, 0.81 s with O_DIRECT); on a
- * physical machine with a slow disk, the reverse. So the apply thread times
- * both: 4 chunks each, then the faster one, trying the other one chunk in 64.
- */
+/* Large aligned RS_DATA chunks go through the page cache or with O_DIRECT,
+ * whichever dio.h picks from what each was measured to cost. */
 #define DIO_ALIGN   4096u
 #define DIO_MIN     65536u
-#define DIO_PROBE   4u
-#define DIO_EXPLORE 64u
 
 /* A hash request of at least this many bytes is hashed by two threads. */
 #define APPLY_HASH_SPLIT (16u << 20)
 
-struct dio_choice {
-	uint64_t n;          /* eligible chunks so far */
-	uint64_t rate[2];    /* bytes per ms: [0] buffered, [1] O_DIRECT; 0 = not measured */
-	unsigned probes[2];
-	bool logged_direct;
-};
 
 struct apply {
 	uv_loop_t *loop;
@@ -106,6 +93,7 @@ struct apply {
 	pthread_cond_t cond;
 	struct apply_rec *head; /* queue, mu */
 	struct apply_rec *tail;
+	atomic_uint_fast64_t queued_bytes; /* data bytes of the queued records (changed under mu) */
 	bool stopping;      /* mu */
 	bool busy;          /* mu: an op is being applied (its applier owns the map) */
 	char fail_why[256]; /* mu: set once */
@@ -135,6 +123,7 @@ struct apply {
 	bool rs_dfd_tried;
 	void *dbuf;           /* PROTO_MAX_DATA bytes aligned for O_DIRECT */
 	struct dio_choice dio;
+	bool dio_logged[2];   /* the choice of each way was logged */
 	uint8_t rs_fd_dir;
 	char rs_fd_path[PROTO_MAX_STR];
 	struct fmap_ent *map;
@@ -602,52 +591,46 @@ rs_fd_drop(struct apply *a)
 	a->rs_dfd_tried = false;
 }
 
-/* Which way for the next eligible chunk: true = O_DIRECT. */
-static bool
-dio_pick(struct dio_choice *d)
+static uint64_t
+ts_us(const struct timespec *t)
 {
-	bool fast;
-
-	d->n++;
-	if (d->probes[0] < DIO_PROBE)
-		return false;
-	if (d->probes[1] < DIO_PROBE)
-		return true;
-	fast = d->rate[1] > d->rate[0];
-	return d->n % DIO_EXPLORE == 0 ? !fast : fast;
+	return (uint64_t)t->tv_sec * 1000000u + (uint64_t)t->tv_nsec / 1000u;
 }
 
-static void
-dio_account(struct dio_choice *d, bool direct, size_t len, const struct timespec *t0)
+/* Which way for the next eligible chunk (see dio.h), logged at info the first
+ * time each way is chosen on its merits. */
+static bool
+rs_dio_pick(struct apply *a, size_t len)
 {
-	struct timespec t1;
-	uint64_t us, rate;
+	struct dio_choice *d = &a->dio;
+	enum dio_why why;
+	bool pick = dio_pick(d, len, atomic_load(&a->queued_bytes), &why);
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-	us = (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000000L + (t1.tv_nsec - t0->tv_nsec) / 1000L);
-	rate = (uint64_t)len * 1000u / (us + 1);
-	d->rate[direct] = d->rate[direct] == 0 ? rate : (d->rate[direct] * 7 + rate) / 8;
-	d->probes[direct]++;
-	if (direct && d->rate[1] > d->rate[0] && d->probes[1] >= DIO_PROBE && !d->logged_direct) {
-		d->logged_direct = true;
-		log_info("apply: resync data goes to disk with O_DIRECT (%" PRIu64
-		         " MB/s, through the page cache %" PRIu64 " MB/s)",
-		         d->rate[1] / 1000u, d->rate[0] / 1000u);
+	if ((why == DIO_CHEAPER || why == DIO_FASTER) && !a->dio_logged[pick]) {
+		a->dio_logged[pick] = true;
+		log_info("apply: resync data goes to disk %s (%s; O_DIRECT %" PRIu64
+		         " MB/s, %" PRIu64 " MB per CPU-s; the page cache %" PRIu64 " MB/s, %" PRIu64
+		         " MB per CPU-s)",
+		         pick ? "with O_DIRECT" : "through the page cache",
+		         why == DIO_FASTER ? "behind the stream: the faster way" : "the cheaper way",
+		         d->rate[1] / 1000u, d->cpu_rate[1] / 1000u, d->rate[0] / 1000u,
+		         d->cpu_rate[0] / 1000u);
 	}
+	return pick;
 }
 
 /* Write resync data at off, choosing between the page cache and O_DIRECT
- * for large aligned chunks (see struct dio_choice). */
+ * for large aligned chunks (see dio.h). */
 static int
 rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 {
-	struct timespec t0;
+	struct timespec t0, c0;
 	bool direct, aligned;
 	int r;
 
 	if (len < DIO_MIN || len % DIO_ALIGN != 0 || off % DIO_ALIGN != 0)
 		return pwrite_all(a->rs_fd, data, len, (off_t)off);
-	direct = dio_pick(&a->dio);
+	direct = rs_dio_pick(a, len);
 	if (direct && a->rs_dfd < 0 && !a->rs_dfd_tried) {
 		char proc[40];
 
@@ -661,6 +644,7 @@ rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 		a->dbuf = NULL;
 	direct = direct && a->rs_dfd >= 0 && (aligned || a->dbuf != NULL);
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	if (direct) {
 		const void *src = data;
 
@@ -674,8 +658,13 @@ rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 	} else {
 		r = pwrite_all(a->rs_fd, data, len, (off_t)off);
 	}
-	if (r == 0)
-		dio_account(&a->dio, direct, len, &t0);
+	if (r == 0) {
+		struct timespec t1, c1;
+
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+		dio_account(&a->dio, direct, len, ts_us(&t1) - ts_us(&t0), ts_us(&c1) - ts_us(&c0));
+	}
 	return r;
 }
 
@@ -1364,6 +1353,7 @@ apply_main(void *arg)
 		a->head = rec->next;
 		if (a->head == NULL)
 			a->tail = NULL;
+		atomic_fetch_sub(&a->queued_bytes, rec->op.data_len);
 		run_busy(a, rec);
 		(void)uv_async_send(&a->wake);
 	}
@@ -1600,6 +1590,7 @@ push(struct apply *a, const struct proto_op *op, void *frame, char *err, size_t 
 	else
 		a->head = rec;
 	a->tail = rec;
+	atomic_fetch_add(&a->queued_bytes, rec->op.data_len);
 	pthread_cond_signal(&a->cond);
 	pthread_mutex_unlock(&a->mu);
 	return 0;
