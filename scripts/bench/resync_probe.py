@@ -10,11 +10,15 @@ it (from /proc), so a change to the data path can be judged one at a time.
 usage: MR_BIN_DIR=$PWD/build/bin python3 scripts/bench/resync_probe.py
        [--same | --delta | --delta-compare] [MIB]
 Env: PERF=SECONDS also records `perf record -a -g` to /tmp/perf.data during the resync;
-WARM=1 keeps the page cache (no drop_caches before the run)."""
+WARM=1 keeps the page cache (no drop_caches before the run); STATES=1 samples every
+mirrord thread's scheduler state (/proc/PID/task/TID/stat) every 5 ms during the resync and
+prints how often each was running (R), sleeping (S) or in the disk (D), and how often no
+thread of either daemon was running (the pipeline stalled)."""
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +34,9 @@ def thread_cpu(c):
     out = {}
     for n in ("n1", "n2"):
         pid = c.node(n).daemon.pid
+        st = open("/proc/%d/stat" % pid).read()  # the whole process, ended threads too
+        f = st[st.rindex(")") + 2:].split()
+        out[(n, "all")] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
         for tid in os.listdir("/proc/%d/task" % pid):
             try:
                 st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
@@ -38,6 +45,53 @@ def thread_cpu(c):
             f = st[st.rindex(")") + 2:].split()
             out[(n, tid)] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
     return out
+
+
+class StateSampler(threading.Thread):
+    """Counts each mirrord thread's state every 5 ms until stopped."""
+
+    def __init__(self, c):
+        super().__init__(daemon=True)
+        self.pids = {n: c.node(n).daemon.pid for n in ("n1", "n2")}
+        self.counts = {}
+        self.samples = 0
+        self.none_running = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.wait(0.005):
+            running = 0
+            for n, pid in self.pids.items():
+                try:
+                    tids = os.listdir("/proc/%d/task" % pid)
+                except OSError:
+                    continue
+                for tid in tids:
+                    try:
+                        st = open("/proc/%d/task/%s/stat" % (pid, tid)).read()
+                    except OSError:
+                        continue
+                    name = st[st.index("(") + 1:st.rindex(")")]
+                    state = st[st.rindex(")") + 2]
+                    k = (n, name)
+                    self.counts.setdefault(k, {}).setdefault(state, 0)
+                    self.counts[k][state] += 1
+                    running += state == "R"
+            self.samples += 1
+            self.none_running += running == 0
+
+    def report(self):
+        print("  thread states over %d samples (share of samples in R / S / D):" % self.samples)
+        for k in sorted(self.counts):
+            st = self.counts[k]
+            tot = sum(st.values())
+            if st.get("R", 0) + st.get("D", 0) < tot * 0.02:
+                continue
+            print("    %s %-14s R %3.0f%%  S %3.0f%%  D %3.0f%%" % (
+                k[0], k[1], 100.0 * st.get("R", 0) / tot, 100.0 * st.get("S", 0) / tot,
+                100.0 * st.get("D", 0) / tot))
+        print("    no mirrord thread running: %.0f%% of samples" % (
+            100.0 * self.none_running / max(1, self.samples)))
 
 
 def delta_setup(c, files, per, compare):
@@ -92,23 +146,35 @@ def main():
                                      "/tmp/perf.data", "--", "sleep", os.environ["PERF"]],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
+        sampler = StateSampler(c) if os.environ.get("STATES") else None
+        if sampler is not None:
+            sampler.start()
         before = thread_cpu(c)
         stat0 = open("/proc/stat").readline().split()[1:]
         c.ctl("n2" if delta else "n1", "start" if delta else "prim")
         t = rb.wait_resync(c, off, 600)
         after = thread_cpu(c)
+        if sampler is not None:
+            sampler.halt.set()
+            sampler.join()
         stat1 = open("/proc/stat").readline().split()[1:]
         d = [int(b) - int(a) for a, b in zip(stat0, stat1)]
         print("  machine: %.0f%% idle, %.0f%% iowait, %.0f%% softirq over the run" % (
             100.0 * d[3] / sum(d), 100.0 * d[4] / sum(d), 100.0 * d[6] / sum(d)))
         what = "delta" if delta else "compare" if same else "full copy"
         print("%s %d MiB: %.2f s (%.0f MB/s)" % (what, mib, t, (mib << 20) / t / 1e6))
+        print("  mirrord CPU-s: n1 %.2f, n2 %.2f (every thread)" % tuple(
+            after[(n, "all")] - before[(n, "all")] for n in ("n1", "n2")))
         for k in sorted(after):
+            if k[1] == "all":
+                continue
             d = after[k] - before.get(k, 0)
             if d >= 0.02:
                 print("  %s thread %s: %.2f CPU-s" % (k[0], k[1], d))
         print("  (a thread that ended during the resync, such as n1's resync thread, "
               "is not listed)")
+        if sampler is not None:
+            sampler.report()
         if os.environ.get("SHOWLOG"):
             for n in ("n1", "n2"):
                 for line in ht.read_text(c.node(n).log_file)[off if n == "n1" else 0:].splitlines():
