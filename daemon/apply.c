@@ -990,7 +990,13 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 /* A resync record replaced a regular file by another object: an open file
  * bound to it (by a re-binding made before the record) would take the ops
  * of the name's new file into the old one, silently. Such bindings go: their
- * ops fail until the next pass binds the name again. */
+ * ops fail until the next pass binds the name again.
+ *
+ * The ops such a binding already took are lost with the old file too: on the
+ * primary they changed the file the name leads to now, and the pass may have
+ * read that file before them (a write between the read of `a` and the RS_LINK
+ * that makes `b`, bound to the old `b`, a link of `a`). So each binding
+ * dropped counts as a failure of the pass: another pass compares again. */
 static void
 unbind_orphans(struct apply *a)
 {
@@ -1006,6 +1012,12 @@ unbind_orphans(struct apply *a)
 	for (size_t i = 0; i < n; i++) /* (not while scanning: unbinding moves entries) */
 		map_drop(a, gone[i]);
 	free(gone);
+	if (n > 0) {
+		a->rs_failures += n;
+		log_info("apply: resync replaced %zu file(s) held open on the primary; their ops "
+		         "since the last binding went to the old file: the pass is not clean",
+		         n);
+	}
 }
 
 static int apply_rs_record(struct apply *a, const struct proto_op *op);
