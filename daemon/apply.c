@@ -495,8 +495,8 @@ rs_prepare(struct apply *a, int dfd, const char *base, mode_t fmt)
 		return errno == ENOENT ? 0 : -errno;
 	if ((st.st_mode & S_IFMT) == fmt)
 		return 1;
-	if (S_ISREG(st.st_mode))
-		a->rs_replaced = true;
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		a->rs_replaced = true; /* a file bound to it (or below it) is gone */
 	return rm_rf_at(dfd, base, 0);
 }
 
@@ -545,8 +545,10 @@ rs_dir(struct apply *a, const struct proto_op *op)
 		/* flags bit 0: the list was too long to send: keep what is there */
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (!in_name_list(e->d_name, names, op->data_len))
+		if (!in_name_list(e->d_name, names, op->data_len)) {
 			r = rm_rf_at(dirfd(d), e->d_name, 0);
+			a->rs_replaced = true; /* a file bound to it (or below it) is gone */
+		}
 	}
 	(void)closedir(d);
 	return r;
@@ -803,14 +805,22 @@ rs_link(struct apply *a, const struct proto_op *op)
 		close_parent(a, op->dir, dfd2);
 		return r;
 	}
-	if (fstatat(dfd2, base2, &st2, AT_SYMLINK_NOFOLLOW) == -1)
+	if (fstatat(dfd2, base2, &st2, AT_SYMLINK_NOFOLLOW) == -1) {
 		r = -errno;
-	else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == st2.st_ino &&
-	         st.st_dev == st2.st_dev)
+	} else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		r = errno != ENOENT ? -errno
+		                    : linkat(dfd2, base2, dfd, base, 0) == -1 ? -errno : 0;
+	} else if (st.st_ino == st2.st_ino && st.st_dev == st2.st_dev) {
 		r = 0; /* already */
-	else if ((r = rm_rf_at(dfd, base, 0)) >= 0)
-		r = linkat(dfd2, base2, dfd, base, 0) == -1 ? -errno : 0;
-	a->rs_replaced = true; /* (a name of another file, if any, was removed) */
+	} else {
+		/* Another object had the name: a file bound to it (or below it)
+		 * is gone. Only then: an RS_LINK comes every pass for every extra
+		 * name, and a file bound after a live op unlinked its last name (a
+		 * temporary file) has no name either, legitimately. */
+		a->rs_replaced = true;
+		if ((r = rm_rf_at(dfd, base, 0)) >= 0)
+			r = linkat(dfd2, base2, dfd, base, 0) == -1 ? -errno : 0;
+	}
 	close_parent(a, op->dir, dfd);
 	close_parent(a, op->dir, dfd2);
 	return r;
