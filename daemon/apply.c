@@ -77,7 +77,6 @@ struct fmap_ent {
 /* A hash request of at least this many bytes is hashed by two threads. */
 #define APPLY_HASH_SPLIT (16u << 20)
 
-
 struct apply {
 	uv_loop_t *loop;
 	const int *roots; /* borrowed */
@@ -997,8 +996,9 @@ rs_hashreq(struct apply *a, const struct proto_op *op)
 	return 0;
 }
 
-/* A resync record replaced a regular file by another object: an open file
- * bound to it (by a re-binding made before the record) would take the ops
+/* A resync record removed a regular file or a directory (an RS_LINK over a
+ * name, a change of type, a name pruned by RS_DIR). An open file bound to
+ * it or below it by a re-binding made before the record would take the ops
  * of the name's new file into the old one, silently. Such bindings go: their
  * ops fail until the next pass binds the name again.
  *
