@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dirty.h"
 #include "err.h"
@@ -67,6 +68,9 @@ struct cluster {
 	char dirty_path[4096];
 	char plog_path[4096];
 	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
+	/* meta_mu: meta.gen was made for a resync of the peer that has not
+	 * finished yet (HB_F_RESYNC) */
+	bool resync_owed;
 	/* our dirty set lists every change of our copy since its base (a clean
 	 * stop, or a crash in this boot with the pre-write log read back) */
 	bool listable;
@@ -183,6 +187,8 @@ publish(struct cluster *c)
 		info.flags |= HB_F_LASTPRIM;
 	if (c->exact)
 		info.flags |= HB_F_EXACT;
+	if (c->resync_owed)
+		info.flags |= HB_F_RESYNC;
 	pthread_mutex_unlock(&c->meta_mu);
 	info.state = (uint8_t)m->state;
 	info.readiness = (uint8_t)m->readiness;
@@ -1109,14 +1115,20 @@ run_event(struct cluster *c, enum fsm_event ev)
 /* A SECOND paired with its primary (replication link up, every op applied in
  * order) holds the primary's data: it takes the primary's generation, so a
  * later failover or election compares equal. meta_mu held. Returns true when
- * that applies (whether or not the generation changed). */
+ * that applies (whether or not the generation changed).
+ *
+ * Not a generation the primary made to resync us (HB_F_RESYNC): `mirrorctl
+ * resync --full` makes one, then drops the link, and its heartbeat can reach
+ * us before the link's end does. Taking it then made us "up to date" with the
+ * new generation, the next pairing found both equal, and no resync ran. */
 static bool
 adopt_generation(struct cluster *c)
 {
 	struct mrd *m = c->m;
 
 	if (m->state != MRD_SECOND || m->readiness != MRD_READY || !mirror_link_up(m) ||
-	    !c->peer_heard || !is_primary((enum mrd_state)c->peer.state))
+	    !c->peer_heard || !is_primary((enum mrd_state)c->peer.state) ||
+	    (c->peer.flags & HB_F_RESYNC))
 		return false;
 	if (c->meta.gen.seq != c->peer.gen_seq || c->meta.gen.id != c->peer.gen_id) {
 		struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
@@ -1661,6 +1673,7 @@ cluster_dirty_reset(struct mrd *m)
 		return;
 	pthread_mutex_lock(&c->meta_mu);
 	dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
+	c->resync_owed = false; /* (called when a resync ended well) */
 	pthread_mutex_unlock(&c->meta_mu);
 	publish(c);
 }
@@ -1681,6 +1694,7 @@ cluster_new_generation_for_resync(struct mrd *m, const char *why)
 	meta_new_generation(&c->meta);
 	meta_persist(c);
 	seq = c->meta.gen.seq;
+	c->resync_owed = true; /* in the same heartbeat as the generation */
 	pthread_mutex_unlock(&c->meta_mu);
 	publish(c);
 	log_notice("resync: %s gen=%" PRIu64 "; the secondary is not up to date until it ends", why,
@@ -1699,6 +1713,15 @@ cluster_force_resync(struct mrd *m, char *msg, size_t msg_len)
 		return -EINVAL;
 	}
 	cluster_new_generation_for_resync(m, "full resync requested by the admin");
+#ifdef MR_TESTING
+	/* Test knob: hold the link this many ms after the new generation went
+	 * out in a heartbeat (they have a thread of their own), so that it
+	 * surely reaches the secondary before the link's end does: the race
+	 * adopt_generation() must lose. */
+	if (getenv("MR_TEST_RESYNC_DROP_DELAY_MS") != NULL)
+		(void)usleep((useconds_t)strtoul(getenv("MR_TEST_RESYNC_DROP_DELAY_MS"), NULL, 10) *
+		             1000u);
+#endif
 	peer_drop(m->peer, "full resync requested by the admin");
 	(void)snprintf(msg, msg_len, "full resync started: every file is compared by block "
 	                             "checksums; follow it with `mirrorctl status`");

@@ -384,6 +384,27 @@ class ResyncCases(tf.Failover):
         self.assertIn("mode=compare", log)
         self.assertEqual(self.field(line, "sent_bytes"), 2 * 4096, line)
 
+    def test_full_resync_requested_again_and_again_always_runs(self):
+        """`mirrorctl resync --full` makes a new generation, then drops the link. The
+        heartbeat with that generation could reach the secondary before the link's end
+        did: it took the generation as its own, the next pairing found both equal, and
+        no resync ran (a block damaged on n2 stayed damaged, n2 "up to date"). The
+        primary's heartbeat now says the generation is owed to a resync (HB_F_RESYNC).
+        The test knob MR_TEST_RESYNC_DROP_DELAY_MS (MR_TESTING builds) holds the link
+        300 ms after the heartbeat, so the heartbeat always arrives first."""
+        os.environ["MR_TEST_RESYNC_DROP_DELAY_MS"] = "300"
+        try:
+            self.pair_with(2, 64 * 1024)
+        finally:
+            del os.environ["MR_TEST_RESYNC_DROP_DELAY_MS"]
+        victim = os.path.join(self.real("n2"), "tree", "f000")
+        for i in range(3):
+            with open(victim, "r+b") as f:  # behind the secondary's back
+                f.seek(4096 + i)
+                f.write(b"damage")
+            log = self.full_resync()
+            self.assertIn("resync: done", log, "round %d: no resync ran" % i)
+
     def test_full_resync_while_the_differing_blocks_are_rewritten(self):
         """The source compares a range's blocks by two readers without the order lock
         and reads again, under it, what it sends whenever a live op came meanwhile: a
