@@ -201,7 +201,9 @@ class Handler(MonitorBase):
                     what="proc.hm-svc up on n1")
         old = self.kill_svc("n1")
         self.wait_new_svc("n1", old)  # the handler started it again
-        self.assertIn("check: resource=proc.hm-svc handled by svc-handler", self.log("n1"))
+        # (the handler exits after starting it; mirrord logs when it reaps the handler)
+        ht.wait_for(lambda: "check: resource=proc.hm-svc handled by svc-handler" in
+                    self.log("n1"), 10, what="the handler's exit 0 logged")
         with open(os.path.join(self.svc, "handler.log")) as f:
             self.assertIn("proc.hm-svc 0 running, at least 1 expected", f.read())
         self.assertEqual(self.st("n1")["state"], "PRIM")

@@ -450,6 +450,16 @@ class ResyncCases(tf.Failover):
         self.assertIsNone(w.poll(), ht.read_text(w.err_path))
         return w
 
+    def start_writer(self, script, what):
+        """Run script (python, argv[1] = n1's mount) on n1 until killed; wait for its
+        line 'open' (its files are open)."""
+        w = self.c.popen("n1", sys.executable, "-c", script, self.shared())
+        self.addCleanup(lambda: w.poll() is None and w.kill())
+        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open") or w.poll() is not None,
+                    30, what=what)
+        self.assertIsNone(w.poll(), ht.read_text(w.err_path))
+        return w
+
     def check_holder_goes_on(self, w, off2, prim="n1", sec="n2"):
         """The holder's writes after the re-pairing are applied on the secondary (the
         primary's seq goes on, the secondary follows and fails nothing); then the trees
@@ -592,15 +602,12 @@ class ResyncCases(tf.Failover):
                     "os.unlink(os.path.join(sys.argv[1], 'b'))\n"
                     "os.link(os.path.join(sys.argv[1], 'a'), os.path.join(sys.argv[1], 'b'))\n",
                     self.shared())
-        w = c.popen("n1", sys.executable, "-c",
-                    "import os, random, sys, time\n"
-                    "fd = os.open(os.path.join(sys.argv[1], 'b'), os.O_WRONLY)\n"
-                    "print('open', flush=True)\n"
-                    "while True:\n"
-                    "    os.pwrite(fd, os.urandom(4096), random.randrange(256) * 4096)\n"
-                    "    time.sleep(0.001)\n", self.shared())
-        self.addCleanup(lambda: w.poll() is None and w.kill())
-        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open"), 30, what="b open")
+        w = self.start_writer("import os, random, sys, time\n"
+                              "fd = os.open(os.path.join(sys.argv[1], 'b'), os.O_WRONLY)\n"
+                              "print('open', flush=True)\n"
+                              "while True:\n"
+                              "    os.pwrite(fd, os.urandom(4096), random.randrange(256) * 4096)\n"
+                              "    time.sleep(0.001)\n", "b open")
         off1 = self.log_len("n1")
         off2 = self.log_len("n2")
         rc, out, err = c.ctl("n2", "start")
@@ -639,22 +646,18 @@ class ResyncCases(tf.Failover):
                     "os.mkdir(os.path.join(sys.argv[1], 'd'))\n"
                     "os.rename(os.path.join(sys.argv[1], 'd'), os.path.join(sys.argv[1], 'e'))\n",
                     self.shared())
-        w = c.popen("n1", sys.executable, "-c",
-                    "import os, sys, time\n"
-                    "i = 0\n"
-                    "print('open', flush=True)\n"
-                    "while True:\n"
-                    "    p = os.path.join(sys.argv[1], 'tmp%d' % (i % 4))\n"
-                    "    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)\n"
-                    "    os.unlink(p)\n"
-                    "    for b in range(4):\n"
-                    "        os.pwrite(fd, b'T' * 4096, b * 4096)\n"
-                    "        time.sleep(0.001)\n"
-                    "    os.close(fd)\n"
-                    "    i += 1\n", self.shared())
-        self.addCleanup(lambda: w.poll() is None and w.kill())
-        ht.wait_for(lambda: ht.read_text(w.out_path).startswith("open") or w.poll() is not None,
-                    30, what="the temporary-file writer started")
+        w = self.start_writer("import os, sys, time\n"
+                              "i = 0\n"
+                              "print('open', flush=True)\n"
+                              "while True:\n"
+                              "    p = os.path.join(sys.argv[1], 'tmp%d' % (i % 4))\n"
+                              "    fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)\n"
+                              "    os.unlink(p)\n"
+                              "    for b in range(4):\n"
+                              "        os.pwrite(fd, b'T' * 4096, b * 4096)\n"
+                              "        time.sleep(0.001)\n"
+                              "    os.close(fd)\n"
+                              "    i += 1\n", "the temporary-file writer started")
         off1 = self.log_len("n1")
         rc, out, err = c.ctl("n2", "start")
         self.assertEqual(rc, 0, out + err)
