@@ -1122,7 +1122,36 @@ def _rm_scripts_cgroup(node, module):
         return
     d = os.path.join(mnt + (rel if rel != "/" else ""), "hamirror-%s-%s" % (node, module))
     if os.path.isdir(d):
+        _empty_cgroup(d)
         os.rmdir(d)
+
+
+def _empty_cgroup(d, timeout_s=5.0):
+    """Kill what is still in cgroup d: an application the scripts started can outlive
+    its node's namespaces when a test fails midway, and then the namespace sweep does
+    not see it. Bounded; raises HarnessError if the cgroup does not empty."""
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+        if not pids:
+            return
+        if time.monotonic() >= deadline:
+            raise HarnessError("cgroup %s still holds %s" % (d, pids))
+        if not told:
+            log("killing processes left in %s: %s" % (d, pids))
+            told = True
+        try:  # cgroup v2 (Linux 5.14 and later): every process in it at once
+            with open(os.path.join(d, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.05)
 
 
 def _remove_tree(path):
