@@ -592,12 +592,6 @@ rs_fd_drop(struct apply *a)
 	a->rs_dfd_tried = false;
 }
 
-static uint64_t
-ts_us(const struct timespec *t)
-{
-	return (uint64_t)t->tv_sec * 1000000u + (uint64_t)t->tv_nsec / 1000u;
-}
-
 /* Which way for the next eligible chunk (see dio.h), logged at info the first
  * time each way is chosen on its merits. */
 static bool
@@ -625,7 +619,7 @@ rs_dio_pick(struct apply *a, size_t len)
 static int
 rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 {
-	struct timespec t0, c0;
+	uint64_t t0, c0;
 	bool direct, aligned;
 	int r;
 
@@ -644,8 +638,8 @@ rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 	    posix_memalign(&a->dbuf, DIO_ALIGN, PROTO_MAX_DATA) != 0)
 		a->dbuf = NULL;
 	direct = direct && a->rs_dfd >= 0 && (aligned || a->dbuf != NULL);
-	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
-	(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	t0 = mr_clock_us(CLOCK_MONOTONIC);
+	c0 = mr_clock_us(CLOCK_THREAD_CPUTIME_ID);
 	if (direct) {
 		const void *src = data;
 
@@ -659,13 +653,9 @@ rs_write(struct apply *a, const void *data, size_t len, uint64_t off)
 	} else {
 		r = pwrite_all(a->rs_fd, data, len, (off_t)off);
 	}
-	if (r == 0) {
-		struct timespec t1, c1;
-
-		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-		(void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-		dio_account(&a->dio, direct, len, ts_us(&t1) - ts_us(&t0), ts_us(&c1) - ts_us(&c0));
-	}
+	if (r == 0)
+		dio_account(&a->dio, direct, len, mr_clock_us(CLOCK_MONOTONIC) - t0,
+		            mr_clock_us(CLOCK_THREAD_CPUTIME_ID) - c0);
 	return r;
 }
 

@@ -938,15 +938,6 @@ async_close_cb(uv_handle_t *handle)
 	hb_free(handle->data, true);
 }
 
-static uint64_t
-realtime_us(void)
-{
-	struct timespec ts;
-
-	MR_BUG_ON(clock_gettime(CLOCK_REALTIME, &ts) == -1);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* See hb.h. Loop thread. On failure nothing is left running; when the
  * failure came after the uv_async was set up (thread creation), the memory is
  * freed by its close callback on the next loop iteration. */
@@ -1049,7 +1040,7 @@ hb_start(uv_loop_t *loop, const struct cluster_conf *conf, int self_idx, const c
 		return r;
 	}
 	h->async.data = h;
-	h->epoch = realtime_us();
+	h->epoch = mr_clock_us(CLOCK_REALTIME);
 
 	/* The thread inherits a mask with every signal blocked: signals go to
 	 * the loop thread (uv_signal) and never interrupt a heartbeat. */

@@ -36,6 +36,15 @@ mr_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t
+mr_clock_us(clockid_t clk)
+{
+	struct timespec ts;
+
+	MR_BUG_ON(clock_gettime(clk, &ts) == -1);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int
 mr_strlcpy(char *dst, const char *src, size_t dst_len)
 {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -35,6 +36,10 @@ __attribute__((noreturn)) void mr_bug(const char *file, int line, const char *co
 
 /* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 uint64_t mr_now_ms(void);
+
+/* Clock clk (CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_THREAD_CPUTIME_ID...) in
+ * microseconds. */
+uint64_t mr_clock_us(clockid_t clk);
 
 /* Copy src into dst of size dst_len, always NUL-terminated.
  * Returns 0, or -ENAMETOOLONG when src did not fit (dst then holds a prefix). */

@@ -66,15 +66,6 @@ struct probe {
 	uint8_t payload[WITNESS_PAYLOAD_LEN];
 };
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	MR_BUG_ON(clock_gettime(CLOCK_MONOTONIC, &ts) == -1);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static uint16_t
 inet_csum(const uint8_t *p, size_t len)
 {
@@ -95,7 +86,7 @@ fill_random(void *buf, size_t len)
 	if (getrandom(buf, len, GRND_NONBLOCK) == (ssize_t)len)
 		return;
 	/* no entropy yet (early boot): uniqueness is all we need */
-	uint64_t x = now_us() ^ ((uint64_t)getpid() << 32);
+	uint64_t x = mr_clock_us(CLOCK_MONOTONIC) ^ ((uint64_t)getpid() << 32);
 	uint8_t *p = buf;
 
 	for (size_t i = 0; i < len; i++) {
@@ -319,10 +310,10 @@ witness_probe(const struct sockaddr_storage *addrs, size_t n, unsigned timeout_m
 		}
 	}
 
-	start_us = now_us();
+	start_us = mr_clock_us(CLOCK_MONOTONIC);
 	deadline_us = start_us + (uint64_t)timeout_ms * 1000u;
 	while (!reached) {
-		uint64_t now = now_us(), next = deadline_us;
+		uint64_t now = mr_clock_us(CLOCK_MONOTONIC), next = deadline_us;
 		nfds_t nfds = 0;
 		int r;
 
@@ -408,7 +399,7 @@ witness_probe(const struct sockaddr_storage *addrs, size_t n, unsigned timeout_m
 	}
 
 	if (reached) {
-		double ms = (double)(now_us() - pr.w[who].sent_us[who_k]) / 1000.0;
+		double ms = (double)(mr_clock_us(CLOCK_MONOTONIC) - pr.w[who].sent_us[who_k]) / 1000.0;
 
 		snprintf(detail, detail_len, "%s answered in %.1f ms", pr.w[who].str, ms);
 	} else {
