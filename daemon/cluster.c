@@ -68,9 +68,6 @@ struct cluster {
 	char dirty_path[4096];
 	char plog_path[4096];
 	bool exact; /* our copy is exactly meta.gen as mirrored (HB_F_EXACT) */
-	/* meta_mu: meta.gen was made for a resync of the peer that has not
-	 * finished yet (HB_F_RESYNC) */
-	bool resync_owed;
 	/* our dirty set lists every change of our copy since its base (a clean
 	 * stop, or a crash in this boot with the pre-write log read back) */
 	bool listable;
@@ -187,8 +184,6 @@ publish(struct cluster *c)
 		info.flags |= HB_F_LASTPRIM;
 	if (c->exact)
 		info.flags |= HB_F_EXACT;
-	if (c->resync_owed)
-		info.flags |= HB_F_RESYNC;
 	pthread_mutex_unlock(&c->meta_mu);
 	info.state = (uint8_t)m->state;
 	info.readiness = (uint8_t)m->readiness;
@@ -1117,18 +1112,23 @@ run_event(struct cluster *c, enum fsm_event ev)
  * later failover or election compares equal. meta_mu held. Returns true when
  * that applies (whether or not the generation changed).
  *
- * Not a generation the primary made to resync us (HB_F_RESYNC): `mirrorctl
- * resync --full` makes one, then drops the link, and its heartbeat can reach
- * us before the link's end does. Taking it then made us "up to date" with the
- * new generation, the next pairing found both equal, and no resync ran. */
+ * Only the generation the primary named in its HELLO of this link: while a
+ * link is up the primary keeps it, and a new one means it moved on without
+ * us, and the link is about to end (it wrote ALONE while we were stalled, or
+ * `mirrorctl resync --full` made one to resync us). Its heartbeat can reach us
+ * before the link's end does; taking its generation then made us "up to date"
+ * with data we never had, the next pairing found both equal, and nothing was
+ * resynced. */
 static bool
 adopt_generation(struct cluster *c)
 {
 	struct mrd *m = c->m;
+	uint8_t lg[16];
 
-	if (m->state != MRD_SECOND || m->readiness != MRD_READY || !mirror_link_up(m) ||
-	    !c->peer_heard || !is_primary((enum mrd_state)c->peer.state) ||
-	    (c->peer.flags & HB_F_RESYNC))
+	if (m->state != MRD_SECOND || m->readiness != MRD_READY ||
+	    !mirror_link_generation(m, lg) || !c->peer_heard ||
+	    !is_primary((enum mrd_state)c->peer.state) || mr_get_be64(lg) != c->peer.gen_seq ||
+	    mr_get_be64(lg + 8) != c->peer.gen_id)
 		return false;
 	if (c->meta.gen.seq != c->peer.gen_seq || c->meta.gen.id != c->peer.gen_id) {
 		struct meta_gen pg = { c->peer.gen_seq, c->peer.gen_id };
@@ -1673,7 +1673,6 @@ cluster_dirty_reset(struct mrd *m)
 		return;
 	pthread_mutex_lock(&c->meta_mu);
 	dirty_reset(m->dirty, c->meta.gen.seq, c->meta.gen.id);
-	c->resync_owed = false; /* (called when a resync ended well) */
 	pthread_mutex_unlock(&c->meta_mu);
 	publish(c);
 }
@@ -1694,7 +1693,6 @@ cluster_new_generation_for_resync(struct mrd *m, const char *why)
 	meta_new_generation(&c->meta);
 	meta_persist(c);
 	seq = c->meta.gen.seq;
-	c->resync_owed = true; /* in the same heartbeat as the generation */
 	pthread_mutex_unlock(&c->meta_mu);
 	publish(c);
 	log_notice("resync: %s gen=%" PRIu64 "; the secondary is not up to date until it ends", why,

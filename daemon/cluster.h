@@ -74,7 +74,7 @@ enum cluster_changes {
 int cluster_own_changes(struct mrd *m);
 
 /* The two copies are equal now: empty the dirty set, relative to our
- * current generation; a resync owed to the peer (HB_F_RESYNC) is done. */
+ * current generation. */
 void cluster_dirty_reset(struct mrd *m);
 
 /* `mirrorctl resync [--full]` on the primary: a new generation, the dirty set

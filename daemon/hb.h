@@ -42,8 +42,6 @@
 
 /* Flags carried in a heartbeat. */
 #define HB_F_FAILOVER   0x01u /* failover is on at the sender */
-#define HB_F_RESYNC     0x02u /* the sender, a primary, made its generation for a resync
-                               * its peer has not had yet: the peer must not take it */
 #define HB_F_HANDOVER   0x04u /* the sender asks the peer to take over (swap/stop) */
 #define HB_F_SPLITBRAIN 0x10u /* the sender sees a split brain */
 #define HB_F_LASTPRIM   0x20u /* the sender was primary last (election tie-break) */

@@ -64,6 +64,7 @@ struct mirror {
 	bool resyncing;        /* secondary: until a clean RS_END */
 	bool link_up;
 	uint64_t link_gen;     /* links brought up so far */
+	uint8_t peer_gen[16];  /* the generation in the peer's HELLO of the current link */
 	/* primary, before a resync: the target's list of its own changes */
 	bool wait_list;
 	bool list_all;
@@ -526,6 +527,15 @@ mirror_link_up(const struct mrd *m)
 	return m->mirror != NULL && m->mirror->link_up;
 }
 
+bool
+mirror_link_generation(const struct mrd *m, uint8_t gen[16])
+{
+	if (!mirror_link_up(m))
+		return false;
+	memcpy(gen, m->mirror->peer_gen, 16);
+	return true;
+}
+
 void
 mirror_seqs(const struct mrd *m, struct mirror_seqs *out)
 {
@@ -833,6 +843,7 @@ cb_on_up(void *ctx, const struct proto_hello *peer_hello)
 	if (mi == NULL)
 		return;
 	mi->link_up = true;
+	memcpy(mi->peer_gen, peer_hello->generation, sizeof(mi->peer_gen));
 	mi->link_gen++;
 	if (mi->repl != NULL) {
 		repl_set_peer(mi->repl, m->peer);

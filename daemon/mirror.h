@@ -45,6 +45,10 @@ void mirror_freeze(struct mrd *m);
 void mirror_freeze_engine(struct mrd *m);
 bool mirror_link_up(const struct mrd *m);
 
+/* The data generation the peer's HELLO named for the current link (16 bytes,
+ * as in struct proto_hello); false when no link is up. */
+bool mirror_link_generation(const struct mrd *m, uint8_t gen[16]);
+
 struct mirror_seqs {
 	uint64_t last_seq;     /* primary: assigned; secondary: received */
 	uint64_t applied_seq;  /* secondary */

@@ -388,8 +388,8 @@ class ResyncCases(tf.Failover):
         """`mirrorctl resync --full` makes a new generation, then drops the link. The
         heartbeat with that generation could reach the secondary before the link's end
         did: it took the generation as its own, the next pairing found both equal, and
-        no resync ran (a block damaged on n2 stayed damaged, n2 "up to date"). The
-        primary's heartbeat now says the generation is owed to a resync (HB_F_RESYNC).
+        no resync ran (a block damaged on n2 stayed damaged, n2 "up to date"). A
+        secondary now takes only the generation of the current link's HELLO.
         The test knob MR_TEST_RESYNC_DROP_DELAY_MS (MR_TESTING builds) holds the link
         300 ms after the heartbeat, so the heartbeat always arrives first."""
         os.environ["MR_TEST_RESYNC_DROP_DELAY_MS"] = "300"
